@@ -1,0 +1,63 @@
+"""Conversion of user arrays (numpy, torch, any float dtype) to float64 numpy.
+
+This is the only place that knows about torch tensors; it never imports torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["as_float64", "input_eps"]
+
+# Machine epsilon of the *input* precision: a float16 matrix cannot be trusted beyond ~1e-3
+# relative, however precisely we compute on it afterwards (docs/theory.md, eq. (3)).
+_EPS = {
+    "float16": float(np.finfo(np.float16).eps),
+    "bfloat16": 2.0**-7,
+    "float32": float(np.finfo(np.float32).eps),
+    "float64": float(np.finfo(np.float64).eps),
+}
+
+
+def _torch_to_numpy(x):
+    dtype = str(x.dtype).replace("torch.", "")
+    t = x.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if dtype == "bfloat16" or dtype == "float16":
+        t = t.float()
+    return np.asarray(t.numpy(), dtype=np.float64), dtype
+
+
+def as_float64(x, *, name: str = "array", ndim: int | None = 2) -> tuple[np.ndarray, str]:
+    """Return ``(float64 ndarray, source dtype name)`` for a numpy array or torch tensor.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor
+        Any real floating (or integer) array; bfloat16/float16 torch tensors are upcast.
+    name : str
+        Used in error messages.
+    ndim : int or None
+        Required number of dimensions (None: any).
+    """
+    if type(x).__module__.startswith("torch"):
+        arr, dtype = _torch_to_numpy(x)
+    else:
+        a = np.asarray(x)
+        dtype = a.dtype.name
+        if a.dtype.kind == "c":
+            raise InputError(f"{name}: complex input is not supported (got {dtype})")
+        if a.dtype.kind not in "fiub":
+            raise InputError(f"{name}: expected a real numeric array, got dtype {dtype}")
+        arr = a.astype(np.float64, copy=False)
+    if ndim is not None and arr.ndim != ndim:
+        raise InputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    return arr, dtype
+
+
+def input_eps(dtype: str) -> float:
+    """Unit roundoff of the input dtype (float64's for integer or unknown dtypes)."""
+    return _EPS.get(dtype, _EPS["float64"])

@@ -1,0 +1,81 @@
+"""The ``flagalign`` command line.
+
+Each sub-command lives in its own module under :mod:`flagalign.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+
+Exit status: 0 success; 2 bad input (one line on stderr, never a traceback); 1 internal error;
+3 ``--strict`` with non-ok rows. Set ``FLAGALIGN_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ._version import __version__
+from .errors import FlagalignError
+
+# Sub-command modules, in the order `flagalign --help` lists them.
+COMMANDS = (
+    "analyze",
+    "describe",
+    "heads",
+    "trajectory",
+    "compare",
+    "reproduce",
+    "angles",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flagalign",
+        description="Weight-only alignment geometry between adjacent layers.",
+    )
+    parser.add_argument("--version", action="version", version=f"flagalign {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"flagalign.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"flagalign.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return int(exc.code or 0) if exc.code in (0, None) else 2
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FlagalignError as exc:
+        if os.environ.get("FLAGALIGN_DEBUG"):
+            raise
+        print(f"flagalign: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flagalign: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI must never show a bare traceback
+        if os.environ.get("FLAGALIGN_DEBUG"):
+            raise
+        print(
+            f"flagalign: internal error: {type(exc).__name__}: {exc} "
+            "(set FLAGALIGN_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

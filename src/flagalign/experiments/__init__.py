@@ -1,0 +1,9 @@
+"""Reproducible experiments behind ``flagalign reproduce NAME [--quick] [--out DIR]``.
+
+An experiment is a function ``run(out_dir: pathlib.Path, quick: bool, progress: bool) ->
+ExperimentResult`` registered with :func:`register`. See :mod:`flagalign.experiments.framework`.
+"""
+
+from .framework import EXPERIMENTS, ExperimentResult, get, register
+
+__all__ = ["EXPERIMENTS", "ExperimentResult", "get", "register"]

@@ -1,0 +1,58 @@
+"""Numerical rank and orthonormal bases with a dtype-aware tolerance (docs/theory.md, eq. (3))."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from .._arrays import as_float64, input_eps
+
+__all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol"]
+
+
+def rank_rtol(shape: tuple[int, ...], dtype: str = "float64") -> float:
+    """Relative singular-value threshold of eq. (3): ``max(shape) * eps(dtype)``.
+
+    A singular value σᵢ counts towards the rank when σᵢ > rank_rtol · σ₁. ``eps`` is the unit
+    roundoff of the *input* dtype (float16, bfloat16, float32 or float64), because rounding the
+    stored weights perturbs every singular value by about ``eps · σ₁``; with float64 input this is
+    NumPy's ``matrix_rank`` default.
+    """
+    return max(shape) * input_eps(dtype)
+
+
+def default_sine_tol(dtype: str = "float64") -> float:
+    """Default tolerance on sin θ for intersections (eq. (5)): ``max(1e-6, 10·eps(dtype))``."""
+    return max(1e-6, 10.0 * input_eps(dtype))
+
+
+def _rank_from_singular_values(s: np.ndarray, rtol: float) -> int:
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    return int(np.count_nonzero(s > rtol * s[0]))
+
+
+def orthonormal_basis(A, *, name: str = "A", rtol: float | None = None) -> np.ndarray:
+    """Orthonormal basis (n×r, float64) of the column span of ``A`` via the SVD.
+
+    r is the numerical rank of eq. (3) unless ``rtol`` is given.
+    """
+    a, dtype = as_float64(A, name=name)
+    if a.shape[1] == 0 or a.shape[0] == 0:
+        return np.zeros((a.shape[0], 0))
+    if not np.all(np.isfinite(a)):
+        from ..errors import InputError
+
+        raise InputError(f"{name}: contains NaN or Inf")
+    u, s, _ = sla.svd(a, full_matrices=False, lapack_driver="gesdd")
+    r = _rank_from_singular_values(s, rank_rtol(a.shape, dtype) if rtol is None else rtol)
+    return u[:, :r]
+
+
+def numerical_rank(A, *, rtol: float | None = None) -> int:
+    """Numerical rank of ``A`` at the relative tolerance of eq. (3)."""
+    a, dtype = as_float64(A, name="A")
+    if a.size == 0:
+        return 0
+    s = sla.svdvals(a)
+    return _rank_from_singular_values(s, rank_rtol(a.shape, dtype) if rtol is None else rtol)

@@ -1,0 +1,44 @@
+"""Normalised commutators of symmetric matrices (docs/theory.md §1.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._arrays import as_float64
+from ..errors import ShapeMismatchError
+
+__all__ = ["commutator_norm", "gram_commutator"]
+
+
+def commutator_norm(A, B) -> float:
+    """‖AB − BA‖_F / (‖A‖_F ‖B‖_F) for symmetric A, B (eq. (9)).
+
+    Lies in [0, √2] (Böttcher & Wenzel 2008: ‖XY − YX‖_F ≤ √2 ‖X‖_F ‖Y‖_F); 0 exactly when the
+    two matrices share an eigenbasis. Returns 0.0 when A or B is zero. For symmetric inputs
+    AB − BA = C − Cᵀ with C = AB, so one product suffices.
+    """
+    a, _ = as_float64(A, name="A")
+    b, _ = as_float64(B, name="B")
+    if a.shape != b.shape or a.shape[0] != a.shape[1]:
+        raise ShapeMismatchError(f"commutator_norm needs square matrices of one size, got {a.shape} and {b.shape}")
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    c = a @ b
+    return float(np.linalg.norm(c - b @ a) / (na * nb))
+
+
+def gram_commutator(W, W_next) -> float:
+    """Gram commutator of an adjacent pair on its shared hidden space ℝⁿ (eq. (10)).
+
+    ``commutator_norm(W Wᵀ, W_nextᵀ W_next)`` for y = W_next σ(W x), W of shape (n, in) and
+    W_next of shape (out, n) (PyTorch orientation). Zero exactly when the output Gram of W and the
+    input Gram of W_next share an eigenbasis — basis (Level-3) alignment.
+    """
+    w, _ = as_float64(W, name="W")
+    wn, _ = as_float64(W_next, name="W_next")
+    if w.shape[0] != wn.shape[1]:
+        raise ShapeMismatchError(
+            f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs"
+        )
+    return commutator_norm(w @ w.T, wn.T @ wn)

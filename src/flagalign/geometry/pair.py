@@ -1,0 +1,180 @@
+"""Alignment of one adjacent pair on its shared hidden space (docs/theory.md §1.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from .._arrays import as_float64
+from ..errors import InputError, ShapeMismatchError
+from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
+from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
+from .commutator import commutator_norm
+from .flags import flag_table
+from .imbalance import Imbalance, imbalance_from_grams
+from .svd import TopSubspaces, top_subspaces
+
+__all__ = ["PairAlignment", "pair_alignment", "lost_dims", "default_k", "MAX_DEFAULT_K"]
+
+#: Upper bound of the default k (eq. (14)).
+MAX_DEFAULT_K = 64
+
+
+def default_k(n: int, rank: int) -> int:
+    """Default flag depth k = max(1, min(64, ⌊n/4⌋, rank)) (eq. (14)).
+
+    k is kept at most a quarter of the hidden dimension n so that the random baseline k/n
+    (eq. (4)) stays ≤ ¼ and an overlap carries information; at k = n every pair overlaps fully.
+    """
+    return max(1, min(MAX_DEFAULT_K, int(n) // 4, int(rank)))
+
+
+def lost_dims(W, W_next, tol: float | None = None) -> int:
+    """dim(col W ∩ ker W_next) = rank W − rank(W_next W) at tolerance (eq. (12)).
+
+    The directions W writes that W_next cannot read. Computed as r − rank(W_next Q) with Q an
+    orthonormal basis of col W (rank r at eq. (3)); a singular value of W_next Q counts when it
+    exceeds ``tol`` · σ₁(W_next) (default: eq. (3)'s relative tolerance of W_next). Invariant under
+    every invertible reparameterization (W, W_next) → (G W, W_next G⁻¹) of the hidden layer.
+    """
+    w, wdt = as_float64(W, name="W")
+    wn, ndt = as_float64(W_next, name="W_next")
+    if w.shape[0] != wn.shape[1]:
+        raise ShapeMismatchError(f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs")
+    q = orthonormal_basis(w, name="W")
+    if q.shape[1] == 0:
+        return 0
+    s_next = sla.svdvals(wn)
+    if s_next.size == 0 or s_next[0] == 0.0:
+        return q.shape[1]
+    rtol = rank_rtol(wn.shape, ndt) if tol is None else tol
+    s = sla.svdvals(wn @ q)
+    return int(q.shape[1] - np.count_nonzero(s > rtol * s_next[0]))
+
+
+@dataclass(frozen=True)
+class PairAlignment:
+    """Alignment of an adjacent pair (W, W_next) on ℝⁿ (eq. (14)).
+
+    Attributes
+    ----------
+    n : int                 shared hidden dimension
+    k : int                 flag depth used
+    method : str            ``exact`` or ``randomized`` (top-k factors)
+    angles : ndarray        principal angles (rad, ascending) between the output flag of W and
+                            the input flag of W_next at k (eq. (1))
+    overlap : float         mean cos² (eq. (2))
+    baseline : float        k/n, the random-subspace expectation (eq. (4))
+    overlap_ratio : float   overlap / baseline
+    intersection_dim : int  # angles with sin θ ≤ tol (eq. (5))
+    flag_table : ndarray    (k+1)×(k+1) soft intersection table (eq. (6))
+    commutator : float      Gram commutator (eq. (10))
+    imbalance : Imbalance   norms of D (eq. (11))
+    lost_dims : int         dim(col W ∩ ker W_next) (eq. (12))
+    tol : float             sine tolerance used for intersection_dim
+    """
+
+    n: int
+    k: int
+    method: str
+    angles: np.ndarray
+    overlap: float
+    baseline: float
+    overlap_ratio: float
+    intersection_dim: int
+    flag_table: np.ndarray
+    commutator: float
+    imbalance: Imbalance
+    lost_dims: int
+    tol: float
+
+
+def pair_alignment(
+    W,
+    W_next,
+    k: int | None = None,
+    tol: float | None = None,
+    method: str = "auto",
+    bias=None,
+    left: TopSubspaces | None = None,
+    right: TopSubspaces | None = None,
+    seed: int = 0,
+) -> PairAlignment:
+    """Every alignment observable of one adjacent pair y = W_next σ(W x) (eq. (14)).
+
+    Parameters
+    ----------
+    W : array_like, shape (n, in)
+        Writer, PyTorch orientation. Its output flag is its left singular vectors.
+    W_next : array_like, shape (out, n)
+        Reader. Its input flag is its right singular vectors.
+    k : int, optional
+        Flag depth; default :func:`default_k` (n, min(rank W, rank W_next)).
+    tol : float, optional
+        Sine tolerance for ``intersection_dim``; default ``default_sine_tol`` of the coarser input
+        dtype (max(1e-6, 10·eps)).
+    method : {"auto", "exact", "randomized"}
+        How top-k factors are computed when not given (eq. (13)).
+    bias : array_like, shape (n,), optional
+        Output bias of W, used by the imbalance (eq. (11)).
+    left, right : TopSubspaces, optional
+        Precomputed factors of W and W_next with at least k triplets, to share work between
+        pairs that share a matrix.
+    seed : int
+        Seed for the randomized method.
+    """
+    w, wdt = as_float64(W, name="W")
+    wn, ndt = as_float64(W_next, name="W_next")
+    n = w.shape[0]
+    if wn.shape[1] != n:
+        raise ShapeMismatchError(f"W has {n} outputs but W_next reads {wn.shape[1]} inputs")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(wn))):
+        raise InputError("pair contains NaN or Inf weights")
+    if tol is None:
+        tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
+    if k is None:
+        rank = min(_rank_hint(w, wdt, left), _rank_hint(wn, ndt, right))
+        k = default_k(n, rank)
+    k = int(k)
+    if left is None or left.U.shape[1] < k:
+        left = top_subspaces(w, k, method=method, seed=seed)
+    if right is None or right.V.shape[1] < k:
+        right = top_subspaces(wn, k, method=method, seed=seed)
+    u, v = left.U[:, :k], right.V[:, :k]
+    cos, sin = _cos_sin_orthonormal(u, v)
+    overlap = float(np.sum(cos**2) / k)
+    baseline = overlap_baseline(k, k, n)
+    methods = {left.method, right.method}
+    g_w, g_next = w @ w.T, wn.T @ wn
+    g_in = g_w
+    if bias is not None:
+        b, _ = as_float64(bias, name="bias", ndim=1)
+        if b.shape[0] != n:
+            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+        g_in = g_w + np.outer(b, b)
+    return PairAlignment(
+        n=n,
+        k=k,
+        method="randomized" if "randomized" in methods else "exact",
+        angles=_angles_from(cos, sin),
+        overlap=overlap,
+        baseline=baseline,
+        overlap_ratio=overlap / baseline,
+        intersection_dim=int(np.count_nonzero(sin <= tol)),
+        flag_table=flag_table(u, v),
+        commutator=commutator_norm(g_w, g_next),
+        imbalance=imbalance_from_grams(g_in, g_next),
+        lost_dims=lost_dims(w, wn),
+        tol=float(tol),
+    )
+
+
+def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
+    """Numerical rank (eq. (3)) — from the given factors when they cover it, else min(shape)."""
+    if factors is not None and factors.s.size and factors.s[0] > 0:
+        r = int(np.count_nonzero(factors.s > rank_rtol(a.shape, dtype) * factors.s[0]))
+        if r < factors.s.size:
+            return r
+    return min(a.shape)
