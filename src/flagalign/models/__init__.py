@@ -1,5 +1,20 @@
-"""Model sources → one :class:`~flagalign.models.network.Network` with true adjacency."""
+"""Model sources → one :class:`~flagalign.models.network.Network` with true adjacency.
 
+``load`` reads any source (docs/formats.md); ``aliases`` lists the packaged real models.
+"""
+
+from . import aliases
+from .aliases import list_aliases
+from .loader import load, open_source
 from .network import AttentionLayer, MatrixInfo, Network, Pair
 
-__all__ = ["AttentionLayer", "MatrixInfo", "Network", "Pair"]
+__all__ = [
+    "AttentionLayer",
+    "MatrixInfo",
+    "Network",
+    "Pair",
+    "load",
+    "open_source",
+    "aliases",
+    "list_aliases",
+]

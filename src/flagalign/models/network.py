@@ -182,6 +182,19 @@ class Network:
         return cls(name, architecture, infos, loaders, list(pairs), list(attention or []), bl)
 
     # -- summary -----------------------------------------------------------------------------
+    def matrix_table(self):
+        """A pandas DataFrame, one row per matrix: shape, dtype, role, derived, note, flag
+        (metadata only; nothing is loaded)."""
+        import pandas as pd
+
+        rows = [
+            {"name": m.name, "out": m.shape[0], "in": m.shape[1], "dtype": m.dtype, "role": m.role,
+             "derived": m.derived, "source_key": m.source_key, "note": m.note, "flag": self.flags.get(m.name, "")}
+            for m in self.matrices.values()
+        ]
+        return pd.DataFrame(rows, columns=["name", "out", "in", "dtype", "role", "derived", "source_key", "note",
+                                           "flag"]).set_index("name")
+
     def describe(self) -> str:
         """A short text summary: matrices, pairs by kind, attention, skipped items, warnings."""
         from collections import Counter

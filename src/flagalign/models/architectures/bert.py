@@ -1,0 +1,77 @@
+"""BERT / MiniLM (post-LN encoder) → transformer layer graph (docs/formats.md, "BERT").
+
+Keys (an optional ``bert.`` prefix is stripped): ``encoder.layer.N.attention.self.{query,key,
+value}``, ``attention.output.dense`` (O), ``intermediate.dense`` (up), ``output.dense`` (down).
+Post-LN: the norm in front of block N's Q/K/V is block N-1's ``output.LayerNorm`` (the
+embedding LayerNorm for N = 0) and the norm in front of its MLP is ``attention.output.LayerNorm``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...errors import InputError
+from ..graph import GraphBuilder
+from ..sources.base import TensorSource
+from .transformer import Block, add_listed, build_transformer, mat, norm
+
+__all__ = ["build_bert", "detect_prefix"]
+
+_LAYER = re.compile(r"^(.*?)encoder\.layer\.(\d+)\.attention\.self\.query\.weight$")
+
+
+def detect_prefix(src: TensorSource) -> str | None:
+    for k in src.entries:
+        m = _LAYER.match(k)
+        if m:
+            return m.group(1)
+    return None
+
+
+def build_bert(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None) -> None:
+    p = detect_prefix(src) or ""
+    layers = sorted({int(m.group(2)) for k in src.entries if (m := _LAYER.match(k))})
+    heads = heads or cfg.get("num_attention_heads")
+    if not heads:
+        raise InputError(
+            f"{src.path}: BERT weights without config.json: pass heads=N (number of attention heads)"
+        )
+    d_model = src.shape(f"{p}encoder.layer.{layers[0]}.attention.self.query.weight")[1]
+    head_dim = d_model // heads
+    blocks = []
+    for n in layers:
+        L = f"{p}encoder.layer.{n}"
+        prev = f"{p}encoder.layer.{n - 1}.output.LayerNorm" if n > layers[0] else f"{p}embeddings.LayerNorm"
+        blocks.append(
+            Block(
+                n,
+                L,
+                q=mat(src, f"{L}.attention.self.query.weight", bias_key=f"{L}.attention.self.query.bias"),
+                k=mat(src, f"{L}.attention.self.key.weight", bias_key=f"{L}.attention.self.key.bias"),
+                v=mat(src, f"{L}.attention.self.value.weight", bias_key=f"{L}.attention.self.value.bias"),
+                o=mat(src, f"{L}.attention.output.dense.weight", bias_key=f"{L}.attention.output.dense.bias"),
+                up=mat(src, f"{L}.intermediate.dense.weight", bias_key=f"{L}.intermediate.dense.bias"),
+                down=mat(src, f"{L}.output.dense.weight", bias_key=f"{L}.output.dense.bias"),
+                attn_norm=norm(src, f"{prev}.weight", f"{prev}.bias"),
+                mlp_norm=norm(
+                    src, f"{L}.attention.output.LayerNorm.weight", f"{L}.attention.output.LayerNorm.bias"
+                ),
+            )
+        )
+    build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=head_dim, d_model=d_model)
+    for e in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        key = f"{p}embeddings.{e}.weight"
+        if key in src:
+            add_listed(
+                b,
+                mat(src, key, transpose=True, note="embedding as a map into R^d_model"),
+                "embedding",
+                "embedding: listed, not paired (docs/formats.md)",
+            )
+    if f"{p}pooler.dense.weight" in src:
+        add_listed(
+            b,
+            mat(src, f"{p}pooler.dense.weight", bias_key=f"{p}pooler.dense.bias"),
+            "pooler",
+            "pooler reads only the [CLS] token: listed, not paired",
+        )

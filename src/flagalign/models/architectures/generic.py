@@ -1,0 +1,79 @@
+"""Sequential and generic rules for sources with no known architecture (docs/formats.md).
+
+* ``sequential``: every weight key is ``<prefix>.<i>.weight`` (an ``nn.Sequential`` or plain MLP
+  state dict, e.g. ``layers.0.weight``, ``layers.1.weight``): the layers are taken in numeric
+  order of i (2 before 10), which is the data-flow order of ``nn.Sequential``; consecutive
+  Linear layers pair as ``sequential`` (conv layers as ``conv``) when the first's output size
+  equals the second's input size. Biases ``<prefix>.<i>.bias`` are attached.
+* ``generic``: anything else with 2-D (or conv) weights: natural order of the names, the same
+  chaining test, and a warning that lists what was paired and what was not: a guess is never
+  silent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..graph import GraphBuilder
+from ..sources.base import TensorSource, natural_key
+from .convlayers import add_conv
+
+__all__ = ["build_generic", "is_sequential"]
+
+_SEQ = re.compile(r"^(.*?)(\d+)\.weight$")
+
+
+def _weights(src: TensorSource) -> list[str]:
+    out = []
+    for k, e in src.entries.items():
+        if not e.is_float or len(e.shape) not in (2, 4, 3, 5):
+            continue
+        if k.endswith(".bias"):
+            continue
+        out.append(k)
+    return sorted(out, key=natural_key)
+
+
+def is_sequential(src: TensorSource) -> bool:
+    ws = _weights(src)
+    ms = [_SEQ.match(k) for k in ws]
+    return bool(ws) and all(ms) and len({m.group(1) for m in ms}) == 1
+
+
+def _bias_key(key: str) -> str | None:
+    if key.endswith(".weight"):
+        return key[: -len("weight")] + "bias"
+    return None
+
+
+def build_generic(b: GraphBuilder, src: TensorSource, sequential: bool) -> None:
+    names = []
+    for k in _weights(src):
+        shp = src.shape(k)
+        if len(shp) > 2 and shp[1] == 1 and shp[0] > 1:
+            b.skip(k, "depthwise conv (C,1,kh,kw): per-channel, not paired by the generic rule")
+            continue
+        names.append((k, *add_conv(b, src, k, bias_key=_bias_key(k))))
+    for k, e in src.entries.items():
+        if len(e.shape) < 2 and not k.endswith(".bias") and e.is_float:
+            b.skip(k, f"{len(e.shape)}-D tensor (norm/scale/buffer): not a matrix")
+        elif not e.is_float:
+            b.skip(k, f"non-float tensor ({e.dtype})")
+    unpaired = set(n for n, _, _ in names)
+    for (a, wa, _), (c, _, rc) in zip(names, names[1:]):
+        kind = "conv" if len(src.shape(a)) > 2 and len(src.shape(c)) > 2 else "sequential"
+        if b.pair(
+            wa,
+            rc,
+            kind,
+            note="numeric layer order" if sequential else "generic: name order + matching shapes",
+        ):
+            unpaired.discard(a)
+            unpaired.discard(c)
+    if not sequential:
+        paired = ", ".join(p.name for p in b.pairs) or "nothing"
+        b.warnings.append(
+            f"unknown architecture: paired consecutive weights in name order with matching shapes: {paired}"
+        )
+    if unpaired and len(names) > 1:
+        b.warnings.append("not paired (shapes do not chain): " + ", ".join(sorted(unpaired, key=natural_key)))

@@ -1,0 +1,159 @@
+"""Llama / SmolLM / Mistral-style decoders (HF safetensors or GGUF) → transformer layer graph.
+
+Separate q/k/v/o projections with grouped-query attention (``kv_heads`` < ``heads``: query head
+h uses kv-head h // (heads/kv_heads)), SwiGLU MLP (gate, up → down), RMSNorm gains
+(``input_layernorm`` folded into Q/K/V, ``post_attention_layernorm`` into gate/up).
+
+GGUF (llama.cpp) specifics, docs/formats.md "GGUF":
+
+* names ``blk.N.attn_{q,k,v,output}``, ``blk.N.ffn_{gate,up,down}``, ``blk.N.{attn,ffn}_norm``;
+* llama.cpp's converter permutes the rows of Q and K for its rotary-embedding layout: within each
+  head the rows (r0..r_{d/2-1} | r_{d/2}..r_{d-1}) are interleaved to (r0, r_{d/2}, r1, ...)
+  (``permute`` in convert_hf_to_gguf.py: reshape(n_head, 2, d/2, ·).swapaxes(1, 2)). We undo it
+  (reshape(n_head, d/2, 2, ·).swapaxes(1, 2)), so row slices are the true HF heads;
+* every shape is checked against ``llama.embedding_length``, ``feed_forward_length`` and the head
+  counts; a mismatch is a :class:`~flagalign.errors.CorruptFileError`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ...errors import CorruptFileError
+from ..graph import GraphBuilder
+from ..sources.base import TensorSource
+from .transformer import Block, add_listed, build_transformer, mat, norm
+
+__all__ = ["build_llama_hf", "build_llama_gguf", "unpermute_rotary"]
+
+_HF = re.compile(r"^(.*?)layers\.(\d+)\.self_attn\.q_proj\.weight$")
+_GG = re.compile(r"^blk\.(\d+)\.attn_q\.weight$")
+
+
+def unpermute_rotary(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of llama.cpp's Q/K row permutation (see module docstring)."""
+    r = w.shape[0]
+    return w.reshape(n_head, r // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def build_llama_hf(
+    b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None, kv_heads: int | None = None
+) -> None:
+    found = [(m.group(1), int(m.group(2))) for k in src.entries if (m := _HF.match(k))]
+    p = found[0][0]
+    layers = sorted(n for _, n in found)
+    d_model = src.shape(f"{p}layers.{layers[0]}.self_attn.q_proj.weight")[1]
+    heads = heads or cfg.get("num_attention_heads")
+    if not heads:
+        from ...errors import InputError
+
+        raise InputError(f"{src.path}: Llama weights without config.json: pass heads=N and kv_heads=M")
+    kv_heads = kv_heads or cfg.get("num_key_value_heads") or heads
+    head_dim = cfg.get("head_dim") or src.shape(f"{p}layers.{layers[0]}.self_attn.q_proj.weight")[0] // heads
+    blocks = []
+    for n in layers:
+        L = f"{p}layers.{n}"
+        a, m = f"{L}.self_attn", f"{L}.mlp"
+        blocks.append(
+            Block(
+                n,
+                L,
+                q=mat(src, f"{a}.q_proj.weight", bias_key=f"{a}.q_proj.bias"),
+                k=mat(src, f"{a}.k_proj.weight", bias_key=f"{a}.k_proj.bias"),
+                v=mat(src, f"{a}.v_proj.weight", bias_key=f"{a}.v_proj.bias"),
+                o=mat(src, f"{a}.o_proj.weight", bias_key=f"{a}.o_proj.bias"),
+                gate=mat(src, f"{m}.gate_proj.weight"),
+                up=mat(src, f"{m}.up_proj.weight"),
+                down=mat(src, f"{m}.down_proj.weight"),
+                attn_norm=norm(src, f"{L}.input_layernorm.weight"),
+                mlp_norm=norm(src, f"{L}.post_attention_layernorm.weight"),
+            )
+        )
+    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
+    if f"{p}embed_tokens.weight" in src:
+        add_listed(
+            b,
+            mat(src, f"{p}embed_tokens.weight", transpose=True, note="embedding as a map into R^d_model"),
+            "embedding",
+            "embedding: listed, not paired (docs/formats.md)",
+        )
+    if "lm_head.weight" in src:
+        add_listed(b, mat(src, "lm_head.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
+    else:
+        b.skip("lm_head", "tied to the token embedding; not stored separately")
+
+
+def build_llama_gguf(b: GraphBuilder, src: TensorSource, cfg: dict) -> None:
+    arch = cfg.get("general.architecture", "llama")
+    g = lambda k: cfg.get(f"{arch}.{k}")  # noqa: E731
+    for k in ("embedding_length", "feed_forward_length", "attention.head_count"):
+        if not isinstance(g(k), (int, np.integer)):
+            raise CorruptFileError(
+                f"{src.path}: GGUF metadata lacks {arch}.{k}; re-convert the model with llama.cpp"
+            )
+    d_model, d_ff = int(g("embedding_length")), int(g("feed_forward_length"))
+    heads = int(g("attention.head_count"))
+    kv_heads = int(g("attention.head_count_kv") or heads)
+    head_dim = int(g("attention.key_length") or d_model // heads)
+    layers = sorted(int(m.group(1)) for k in src.entries if (m := _GG.match(k)))
+    expect = {
+        "attn_q": (heads * head_dim, d_model),
+        "attn_k": (kv_heads * head_dim, d_model),
+        "attn_v": (kv_heads * head_dim, d_model),
+        "attn_output": (d_model, heads * head_dim),
+        "ffn_gate": (d_ff, d_model),
+        "ffn_up": (d_ff, d_model),
+        "ffn_down": (d_model, d_ff),
+    }
+    for n in layers:
+        for t, shp in expect.items():
+            key = f"blk.{n}.{t}.weight"
+            if key not in src or src.shape(key) != shp:
+                got = src.shape(key) if key in src else "missing"
+                raise CorruptFileError(
+                    f"{src.path}: tensor {key} is {got}, metadata implies {shp}; the GGUF file is inconsistent"
+                )
+    blocks = []
+    for n in layers:
+        L = f"blk.{n}"
+        q = mat(
+            src,
+            f"{L}.attn_q.weight",
+            transform=lambda w: unpermute_rotary(w, heads),
+            note="llama.cpp rotary row permutation undone",
+        )
+        k = mat(
+            src,
+            f"{L}.attn_k.weight",
+            transform=lambda w: unpermute_rotary(w, kv_heads),
+            note="llama.cpp rotary row permutation undone",
+        )
+        blocks.append(
+            Block(
+                n,
+                L,
+                q=q,
+                k=k,
+                v=mat(src, f"{L}.attn_v.weight"),
+                o=mat(src, f"{L}.attn_output.weight"),
+                gate=mat(src, f"{L}.ffn_gate.weight"),
+                up=mat(src, f"{L}.ffn_up.weight"),
+                down=mat(src, f"{L}.ffn_down.weight"),
+                attn_norm=norm(src, f"{L}.attn_norm.weight"),
+                mlp_norm=norm(src, f"{L}.ffn_norm.weight"),
+            )
+        )
+    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
+    if "token_embd.weight" in src:
+        add_listed(
+            b,
+            mat(src, "token_embd.weight", transpose=True, note="embedding as a map into R^d_model"),
+            "embedding",
+            "embedding: listed, not paired (docs/formats.md)",
+        )
+    if "output.weight" in src:
+        add_listed(b, mat(src, "output.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
+    else:
+        b.skip("output (LM head)", "tied to token_embd; not stored separately")

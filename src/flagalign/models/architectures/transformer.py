@@ -1,0 +1,262 @@
+"""Shared transformer layer graph (docs/formats.md, "Transformers").
+
+Family modules (bert, gpt2, llama) describe each block as a :class:`Block` of (out, in) matrix
+loaders plus the norms in front of its two reader groups; :func:`build_transformer` then adds
+the same pairs for every family:
+
+* ``ov``       per query head h: V rows of kv-head g(h) → O columns of head h, on ℝ^{d_head};
+* ``residual`` attention O → each MLP reader (up, gate) of the same block, and MLP down →
+  the next block's stacked Q/K/V reader, on ℝ^{d_model};
+* ``mlp``      up → down and gate → down, on ℝ^{d_ff}.
+
+With ``fold_norms`` the LayerNorm/RMSNorm gain g in front of a reader group is folded into the
+readers: W ← W·diag(g) and, for LayerNorm, b ← b + W·β (the map the network really applies to
+the normalised stream). Embeddings and the LM head are listed, never paired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from ..graph import GraphBuilder
+from ..network import AttentionLayer
+from ..sources.base import TensorSource
+
+__all__ = ["Mat", "Norm", "Block", "mat", "norm", "build_transformer", "add_listed"]
+
+Fn = Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Mat:
+    """One (out, in) matrix to add: ``load()`` returns it in PyTorch orientation."""
+
+    name: str
+    shape: tuple[int, int]
+    load: Fn
+    dtype: str = "float32"
+    key: str = ""
+    bias: Fn | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A LayerNorm/RMSNorm gain (and LayerNorm shift) in front of a group of readers."""
+
+    name: str
+    gain: Fn
+    beta: Fn | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    index: int
+    prefix: str
+    q: Mat
+    k: Mat
+    v: Mat
+    o: Mat
+    up: Mat
+    down: Mat
+    gate: Mat | None = None
+    attn_norm: Norm | None = None
+    mlp_norm: Norm | None = None
+
+
+def mat(
+    src: TensorSource,
+    key: str,
+    *,
+    name: str | None = None,
+    transpose: bool = False,
+    rows: slice | None = None,
+    cols: slice | None = None,
+    bias_key: str | None = None,
+    bias_slice: slice | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    shape: tuple[int, int] | None = None,
+    note: str = "",
+) -> Mat:
+    """A :class:`Mat` read from ``src[key]`` (optionally transposed, then sliced, then transformed)."""
+    ent = src.entries[key]
+    full = tuple(reversed(ent.shape)) if transpose else tuple(ent.shape)
+
+    def load() -> np.ndarray:
+        a = src.load(key)
+        if transpose:
+            a = a.T
+        if rows is not None:
+            a = a[rows]
+        if cols is not None:
+            a = a[:, cols]
+        if transform is not None:
+            a = transform(a)
+        return np.ascontiguousarray(a)
+
+    if shape is None:
+        r = range(full[0])[rows] if rows is not None else range(full[0])
+        c = range(full[1])[cols] if cols is not None else range(full[1])
+        shape = (len(r), len(c))
+    bias = None
+    if bias_key is not None and bias_key in src:
+
+        def bias() -> np.ndarray:
+            b = src.load(bias_key).reshape(-1)
+            return b[bias_slice] if bias_slice is not None else b
+
+    return Mat(name or key, shape, load, ent.dtype, key, bias, note)
+
+
+def norm(src: TensorSource, gain_key: str, beta_key: str | None = None) -> Norm | None:
+    """A :class:`Norm` from its gain (and optional shift) tensors, or None if absent."""
+    if gain_key not in src:
+        return None
+    beta = (lambda: src.load(beta_key).reshape(-1)) if beta_key and beta_key in src else None
+    return Norm(gain_key, lambda: src.load(gain_key).reshape(-1), beta)
+
+
+def _fold(m: Mat, nrm: Norm | None, fold: bool) -> Mat:
+    if nrm is None or not fold:
+        return m
+
+    def load() -> np.ndarray:
+        return m.load() * nrm.gain()[None, :]
+
+    bias = m.bias
+    if nrm.beta is not None:
+
+        def bias() -> np.ndarray:
+            shift = m.load() @ nrm.beta()
+            return shift if m.bias is None else m.bias() + shift
+
+    note = (m.note + "; " if m.note else "") + f"folded {nrm.name}"
+    return replace(m, load=load, bias=bias, note=note)
+
+
+def _add(b: GraphBuilder, m: Mat, role: str) -> str:
+    return b.add(
+        m.name, m.shape, m.load, dtype=m.dtype, role=role, source_key=m.key, note=m.note, bias=m.bias
+    )
+
+
+def add_listed(b: GraphBuilder, m: Mat, role: str, why: str) -> None:
+    """Add an embedding / LM head matrix that no rule pairs, and say so in ``skipped``."""
+    _add(b, m, role)
+    b.skip(m.name, why)
+
+
+def _stack(b: GraphBuilder, name: str, parts: list[str], note: str) -> str:
+    loads = [b.loaders[p] for p in parts]
+    rows = sum(b.infos[p].shape[0] for p in parts)
+    cols = b.infos[parts[0]].shape[1]
+    bias = None
+    if all(p in b.biases for p in parts):
+        bl = [b.biases[p] for p in parts]
+        bias = lambda: np.concatenate([f() for f in bl])  # noqa: E731
+    return b.add(
+        name,
+        (rows, cols),
+        lambda: np.vstack([f() for f in loads]),
+        dtype=b.infos[parts[0]].dtype,
+        role="stacked",
+        source_key=" + ".join(parts),
+        derived=True,
+        note=note,
+        bias=bias,
+    )
+
+
+def _head_slice(b: GraphBuilder, base: str, name: str, sl: slice, axis: int, role: str) -> str:
+    f = b.loaders[base]
+    r, c = b.infos[base].shape
+    n = sl.stop - sl.start
+    shape = (n, c) if axis == 0 else (r, n)
+    load = (lambda: f()[sl]) if axis == 0 else (lambda: f()[:, sl])
+    bias = None
+    if axis == 0 and base in b.biases:
+        fb = b.biases[base]
+        bias = lambda: fb()[sl]  # noqa: E731
+    return b.add(
+        name,
+        shape,
+        load,
+        dtype=b.infos[base].dtype,
+        role=role,
+        source_key=base,
+        derived=True,
+        note=f"{'rows' if axis == 0 else 'columns'} {sl.start}:{sl.stop} of {base}",
+        bias=bias,
+    )
+
+
+def build_transformer(
+    b: GraphBuilder, blocks: list[Block], *, heads: int, kv_heads: int, head_dim: int, d_model: int
+) -> None:
+    """Add every block's matrices, head slices, stacked readers and pairs to ``b``."""
+    fold = b.fold_norms
+    qkv_names: list[str] = []
+    added: list[dict[str, str]] = []
+    for blk in blocks:
+        names = {
+            "q": _add(b, _fold(blk.q, blk.attn_norm, fold), "q"),
+            "k": _add(b, _fold(blk.k, blk.attn_norm, fold), "k"),
+            "v": _add(b, _fold(blk.v, blk.attn_norm, fold), "v"),
+            "o": _add(b, blk.o, "o"),
+            "up": _add(b, _fold(blk.up, blk.mlp_norm, fold), "up"),
+            "down": _add(b, blk.down, "down"),
+        }
+        if blk.gate is not None:
+            names["gate"] = _add(b, _fold(blk.gate, blk.mlp_norm, fold), "gate")
+        qkv_names.append(
+            _stack(
+                b,
+                f"{blk.prefix}.qkv[stacked]",
+                [names["q"], names["k"], names["v"]],
+                "Q, K, V stacked: the attention sublayer's reader of the residual stream",
+            )
+        )
+        b.attention.append(
+            AttentionLayer(
+                blk.index, heads, kv_heads, head_dim, d_model, names["q"], names["k"], names["v"], names["o"]
+            )
+        )
+        added.append(names)
+    for i, (blk, names) in enumerate(zip(blocks, added)):
+        v_heads = [
+            _head_slice(
+                b,
+                names["v"],
+                f"{names['v']}[kv{g}]",
+                slice(g * head_dim, (g + 1) * head_dim),
+                0,
+                "head_slice",
+            )
+            for g in range(kv_heads)
+        ]
+        group = heads // kv_heads
+        for h in range(heads):
+            o_h = _head_slice(
+                b,
+                names["o"],
+                f"{names['o']}[head{h}]",
+                slice(h * head_dim, (h + 1) * head_dim),
+                1,
+                "head_slice",
+            )
+            b.pair(v_heads[h // group], o_h, "ov", note=f"layer {blk.index} head {h}")
+        readers = ["up"] + (["gate"] if "gate" in names else [])
+        for r in readers:
+            b.pair(names["o"], names[r], "residual", note=f"layer {blk.index}: attention out -> MLP {r}")
+        for r in readers:
+            b.pair(names[r], names["down"], "mlp", note=f"layer {blk.index}: {r} -> down")
+        if i + 1 < len(blocks):
+            b.pair(
+                names["down"],
+                qkv_names[i + 1],
+                "residual",
+                note=f"layer {blk.index} MLP out -> layer {blocks[i + 1].index} attention in",
+            )

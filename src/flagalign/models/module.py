@@ -1,0 +1,109 @@
+"""``torch.nn.Module`` sources (docs/formats.md, "nn.Module").
+
+The module's ``state_dict()`` is read through the same architecture rules as a file when its
+names match a known family. Otherwise the data flow comes from ``torch.fx`` symbolic tracing:
+each Linear/Conv call is paired with the nearest Linear/Conv calls upstream of it (through
+activations, norms, pooling, reshapes, depthwise convs, additions); a path through an addition
+makes the pair ``residual``. Modules that do not trace fall back to the order of
+``named_modules()`` (the execution order of ``nn.Sequential``) with a warning.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .architectures import build_network, detect_architecture
+from .graph import GraphBuilder
+from .network import Network
+from .sources.torch_file import tensors_to_source
+
+__all__ = ["load_module"]
+
+_ADD = {"add", "iadd", "__add__", "__iadd__"}
+
+
+def _param_modules(module):
+    import torch.nn as nn
+
+    out = {}
+    for n, m in module.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            if isinstance(m, nn.Linear) or m.groups == 1:
+                out[n] = m
+    return out
+
+
+def _traced_pairs(module, mods):
+    """[(upstream, downstream, through_add)] from torch.fx, or None if the module does not trace."""
+    import torch.fx as fx
+
+    try:
+        gm = fx.symbolic_trace(module)
+    except Exception:
+        return None
+    ups: dict = {}
+    pairs = []
+    for node in gm.graph.nodes:
+        src = set()
+        through_add = node.op == "call_function" and getattr(node.target, "__name__", "") in _ADD
+        through_add |= node.op == "call_method" and node.target in _ADD
+        for a in node.all_input_nodes:
+            for up, res in ups.get(a, set()):
+                src.add((up, res or through_add))
+        if node.op == "call_module" and node.target in mods:
+            for up, res in src:
+                pairs.append((up, node.target, res))
+            ups[node] = {(node.target, False)}
+        else:
+            ups[node] = src
+    return pairs
+
+
+def load_module(
+    module,
+    *,
+    fold_norms: bool = True,
+    name: str | None = None,
+    architecture: str | None = None,
+    heads: int | None = None,
+    kv_heads: int | None = None,
+) -> Network:
+    if not hasattr(module, "state_dict"):
+        raise InputError(f"load: {type(module).__name__} is not a torch.nn.Module")
+    name = name or type(module).__name__
+    src = tensors_to_source(dict(module.state_dict()), f"<{type(module).__name__}>", "module")
+    cfg = getattr(module, "config", None)  # Hugging Face modules carry their config
+    if hasattr(cfg, "to_dict"):
+        src.config.update(cfg.to_dict())
+    arch = architecture or detect_architecture(src)
+    if arch not in ("sequential", "generic"):
+        return build_network(
+            src, name=name, fold_norms=fold_norms, architecture=arch, heads=heads, kv_heads=kv_heads
+        )
+    mods = _param_modules(module)
+    traced = _traced_pairs(module, mods)
+    from .architectures.convlayers import add_conv
+
+    b = GraphBuilder(name, "traced" if traced is not None else "sequential", src.path, fold_norms)
+    names = {}
+    for n, m in mods.items():
+        key = f"{n}.weight" if n else "weight"
+        bias = f"{n}.bias" if n else "bias"
+        names[n] = add_conv(b, src, key, bias_key=bias, name=key)
+    if traced is None:
+        b.warnings.append(
+            "torch.fx could not trace the module: paired Linear/Conv layers in named_modules() order"
+        )
+        order = list(mods)
+        traced = [(a, c, False) for a, c in zip(order, order[1:])]
+    for up, down, res in traced:
+        conv = mods[up].weight.dim() > 2 and mods[down].weight.dim() > 2
+        kind = "residual" if res else ("conv" if conv else "sequential")
+        b.pair(
+            names[up][0],
+            names[down][1],
+            kind,
+            note="torch.fx data flow" if b.architecture == "traced" else "module order",
+        )
+    if not b.pairs:
+        b.warnings.append("no adjacent pairs found: nothing for the pair diagnostics to analyse")
+    return b.build()

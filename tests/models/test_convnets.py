@@ -1,0 +1,253 @@
+"""Conv layer graphs: MobileNetV2 and EfficientNet-Lite0 (packaged), a torchvision-style
+ResNet-18 built here, BatchNorm/depthwise folding, torch.fx data flow (docs/formats.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from flagalign import load
+from flagalign.models import aliases
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def _need(alias):
+    try:
+        aliases.alias_path(alias)
+    except Exception:
+        pytest.skip(f"packaged model for {alias} not installed")
+
+
+def _pairs(net):
+    return [(p.left, p.right, p.kind, p.dim) for p in net.pairs]
+
+
+def _mbconv_expected(settings, stem_c, names, residual_rule):
+    """Pairs from the published block configuration (not from the weights)."""
+    out, writer, c_in, prev_res, idx = [], names["stem"], stem_c, False, names["first"]
+    for t, c, n, s in settings:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            res = residual_rule(stride, c_in, c)
+            exp = c_in * t
+            proj = names["project"](idx, t)
+            reader = names["expand"](idx) if t != 1 else proj
+            out.append((writer, reader, "residual" if res or prev_res else "conv", c_in))
+            if t != 1:
+                out.append((reader, proj, "conv", exp))
+            writer, prev_res, c_in, idx = proj, res, c, idx + 1
+    out.append((writer, names["head"], "residual" if prev_res else "conv", c_in))
+    out.append((names["head"], names["fc"], "conv", 1280))
+    return out
+
+
+@pytest.mark.realmodel
+def test_mobilenetv2_pairs():
+    _need("mobilenetv2")
+    net = load("mobilenetv2")
+    # torchvision MobileNetV2 inverted_residual_setting (t, c, n, s); use_res_connect = s == 1 and inp == oup
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
+    names = {
+        "stem": "features.0.0.weight",
+        "first": 1,
+        "head": "features.18.0.weight",
+        "fc": "classifier.1.weight",
+        "expand": lambda i: f"features.{i}.conv.0.0.weight",
+        "project": lambda i, t: f"features.{i}.conv.2.weight" if t != 1 else f"features.{i}.conv.1.weight",
+    }
+    assert _pairs(net) == _mbconv_expected(settings, 32, names, lambda s, i, o: s == 1 and i == o)
+    assert Counter(p.kind for p in net.pairs) == {"conv": 20, "residual": 15}
+
+
+@pytest.mark.realmodel
+def test_efficientnet_lite0_pairs():
+    _need("efficientnet-lite0")
+    net = load("efficientnet-lite0")
+    # EfficientNet-Lite0 block args (expand t, out c, repeats n, stride s); skip iff s == 1 and in == out
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 40, 2, 2),
+        (6, 80, 3, 2),
+        (6, 112, 3, 1),
+        (6, 192, 4, 2),
+        (6, 320, 1, 1),
+    ]
+    names = {
+        "stem": "_conv_stem.weight",
+        "first": 0,
+        "head": "_conv_head.weight",
+        "fc": "_fc.weight",
+        "expand": lambda i: f"_blocks.{i}._expand_conv.weight",
+        "project": lambda i, t: f"_blocks.{i}._project_conv.weight",
+    }
+    assert _pairs(net) == _mbconv_expected(settings, 32, names, lambda s, i, o: s == 1 and i == o)
+
+
+@pytest.mark.realmodel
+def test_batchnorm_and_depthwise_folding():
+    _need("mobilenetv2")
+    from flagalign.models.aliases import alias_path
+
+    sd = torch.load(alias_path("mobilenetv2"), weights_only=True)
+    net = load("mobilenetv2")
+    # expand conv + BN (eval) == folded matrix @ x + folded bias
+    conv, bn = "features.2.conv.0.0", "features.2.conv.0.1"
+    x = torch.randn(1, 16, 1, 1, dtype=torch.float64)
+    ref = torch.nn.functional.batch_norm(
+        torch.nn.functional.conv2d(x, sd[f"{conv}.weight"].double()),
+        sd[f"{bn}.running_mean"].double(),
+        sd[f"{bn}.running_var"].double(),
+        sd[f"{bn}.weight"].double(),
+        sd[f"{bn}.bias"].double(),
+        False,
+        0.0,
+        1e-5,
+    )
+    ours = net.matrix(f"{conv}.weight") @ x.numpy().reshape(16) + net.bias(f"{conv}.weight")
+    np.testing.assert_allclose(ours, ref.numpy().reshape(-1), rtol=1e-10, atol=1e-12)
+    # project reads through the depthwise conv: columns scaled by s_c * ||K_c||_F of the depthwise + BN
+    dw, dbn, proj, pbn = (
+        "features.2.conv.1.0",
+        "features.2.conv.1.1",
+        "features.2.conv.2",
+        "features.2.conv.3",
+    )
+    sd = {k: v.double() for k, v in sd.items()}  # reference computed in float64 throughout
+    s_dw = sd[f"{dbn}.weight"] / torch.sqrt(sd[f"{dbn}.running_var"] + 1e-5)
+    d = s_dw * sd[f"{dw}.weight"].double().flatten(1).norm(dim=1)
+    s_p = sd[f"{pbn}.weight"] / torch.sqrt(sd[f"{pbn}.running_var"] + 1e-5)
+    want = s_p[:, None] * sd[f"{proj}.weight"].double().reshape(24, 96) * d[None, :]
+    np.testing.assert_allclose(net.matrix(f"{proj}.weight"), want.numpy(), rtol=1e-10)
+    raw = load("mobilenetv2", fold_norms=False)
+    np.testing.assert_array_equal(
+        raw.matrix(f"{proj}.weight"), sd[f"{proj}.weight"].double().reshape(24, 96).numpy()
+    )
+
+
+class _Basic(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x):
+        idt = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + idt)
+
+
+class _ResNet18(nn.Module):
+    """torchvision.models.resnet18's module names and block layout, random weights."""
+
+    def __init__(self, width=(64, 128, 256, 512), classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width[0], 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width[0])
+        cin = width[0]
+        for i, w in enumerate(width, start=1):
+            setattr(self, f"layer{i}", nn.Sequential(_Basic(cin, w, 1 if i == 1 else 2), _Basic(w, w, 1)))
+            cin = w
+        self.fc = nn.Linear(width[-1], classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_resnet18_module_pairs(tmp_path):
+    torch.manual_seed(0)
+    model = _ResNet18(width=(8, 16, 32, 64)).eval()
+    net = load(model)
+    assert net.architecture == "resnet"
+    blocks = [(i, j) for i in range(1, 5) for j in range(2)]
+    has_ds = {(i, 0) for i in (2, 3, 4)}
+    width = {1: 8, 2: 16, 3: 32, 4: 64}
+    exp, writers, wdim = [], ["conv1.weight"], 8
+    for i, j in blocks:
+        L = f"layer{i}.{j}"
+        readers = [f"{L}.conv1.weight:in"] + ([f"{L}.downsample.0.weight"] if (i, j) in has_ds else [])
+        exp += [(w, r, "residual", wdim) for w in writers for r in readers]
+        exp.append((f"{L}.conv1.weight", f"{L}.conv2.weight:in", "conv", width[i]))
+        writers = [f"{L}.conv2.weight"] + ([f"{L}.downsample.0.weight"] if (i, j) in has_ds else [])
+        wdim = width[i]
+    exp += [(w, "fc.weight", "residual", 64) for w in writers]
+    assert _pairs(net) == exp
+    assert Counter(p.kind for p in net.pairs) == {"residual": 15, "conv": 8}
+    # the same rules from a state-dict file (weights_only torch.load)
+    path = tmp_path / "resnet18.pth"
+    torch.save(model.state_dict(), path)
+    assert _pairs(load(path)) == exp
+    # the reader view has the next conv's input channels as columns: (C_out*kh*kw, C_in)
+    k = model.layer1[0].conv2.weight.detach().double()
+    bn = model.layer1[0].bn2
+    s = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + 1e-5)
+    want = (k * s[:, None, None, None]).permute(0, 2, 3, 1).reshape(8 * 9, 8)
+    np.testing.assert_allclose(net.matrix("layer1.0.conv2.weight:in"), want.numpy(), rtol=1e-12)
+
+
+class _SkipMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc0, self.fc1, self.fc2, self.fc3 = (
+            nn.Linear(4, 6),
+            nn.Linear(6, 9),
+            nn.Linear(9, 6),
+            nn.Linear(6, 3),
+        )
+
+    def forward(self, x):
+        h = self.fc0(x)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(h)))) + h)
+
+
+def test_fx_traced_data_flow_with_skip():
+    model = _SkipMLP()
+    net = load(model)
+    assert net.architecture == "traced"
+    got = sorted((p.left, p.right, p.kind) for p in net.pairs)
+    assert got == sorted(
+        [
+            ("fc0.weight", "fc1.weight", "sequential"),
+            ("fc1.weight", "fc2.weight", "sequential"),
+            ("fc2.weight", "fc3.weight", "residual"),
+            ("fc0.weight", "fc3.weight", "residual"),
+        ]
+    )
+    np.testing.assert_array_equal(net.bias("fc3.weight"), model.fc3.bias.detach().double().numpy())
+
+
+def test_sequential_module_not_traceable_falls_back():
+    class Untraceable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 5), nn.Linear(5, 2)
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent control flow: fx cannot trace it
+                return self.b(self.a(x))
+            return self.b(self.a(-x))
+
+    net = load(Untraceable())
+    assert [(p.left, p.right, p.kind) for p in net.pairs] == [("a.weight", "b.weight", "sequential")]
+    assert any("could not trace" in w for w in net.warnings)
