@@ -33,7 +33,11 @@ from .geometry import (
     subspace_overlap,
     top_subspaces,
 )
-from .models import AttentionLayer, MatrixInfo, Network, Pair
+from .models import AttentionLayer, MatrixInfo, Network, Pair, load
+from .diagnostics import Analysis, analyze
+from .diagnostics.composition import Composition, composition
+from .diagnostics.heads import HeadOverlap, head_overlap
+from . import collapse  # Neural Collapse & Level-1/2/3 hierarchy (docs/theory.md §3)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -70,4 +74,26 @@ __all__ = [
     "MatrixInfo",
     "Network",
     "Pair",
+    "load",
+    # network analysis (docs/schema.md)
+    "Analysis",
+    "analyze",
+    # attention heads (docs/theory.md §4, docs/heads.md)
+    "Composition",
+    "HeadOverlap",
+    "composition",
+    "head_overlap",
+    # Neural Collapse (docs/theory.md §3): flagalign.collapse.metrics, .Accumulator, ...
+    "collapse",
 ]
+
+# Training dynamics (docs/theory.md §2): imported lazily so that `import flagalign` stays torch-free.
+__all__ += ["AlignmentTracker"]
+
+
+def __getattr__(name):
+    if name == "AlignmentTracker":
+        from .diagnostics.dynamics import AlignmentTracker
+
+        return AlignmentTracker
+    raise AttributeError(f"module 'flagalign' has no attribute {name!r}")

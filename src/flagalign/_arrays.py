@@ -59,5 +59,15 @@ def as_float64(x, *, name: str = "array", ndim: int | None = 2) -> tuple[np.ndar
 
 
 def input_eps(dtype: str) -> float:
-    """Unit roundoff of the input dtype (float64's for integer or unknown dtypes)."""
-    return _EPS.get(dtype, _EPS["float64"])
+    """Unit roundoff of the input dtype (docs/theory.md, eq. (3)).
+
+    GGUF block-quantized types (``q4_1``, ``q8_0``, ``q6_k``, ``iq4_nl``, ...) dequantize to
+    float32: the dequantized matrix *is* the matrix the quantized model computes with, so its only
+    rounding is float32's. Integer and unknown dtypes get float64's.
+    """
+    d = str(dtype).lower()
+    if d in _EPS:
+        return _EPS[d]
+    if d.startswith(("q", "iq", "tq")) and any(c.isdigit() for c in d):
+        return _EPS["float32"]
+    return _EPS["float64"]

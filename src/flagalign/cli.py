@@ -25,7 +25,6 @@ COMMANDS = (
     "trajectory",
     "compare",
     "reproduce",
-    "angles",
 )
 
 

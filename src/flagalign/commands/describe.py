@@ -1,0 +1,99 @@
+"""``flagalign describe SOURCE``: a dry run of ``analyze`` — what would be analysed, no SVDs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+__all__ = ["register", "run", "plan_rows"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "describe",
+        help="dry run: the layer graph and the pairs analyze would measure (no SVDs)",
+        description="Show the layer graph of a model and the pairs `flagalign analyze` would "
+        "measure, with the SVD method and k each would use. Reads only metadata.",
+    )
+    p.add_argument("source", help="model file, folder or alias")
+    from .analyze import _positive_int
+
+    p.add_argument("-k", type=_positive_int, default=None, help="flag depth k (as for analyze)")
+    p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto")
+    p.add_argument("--kinds", default=None, help="only these pair kinds, comma-separated")
+    p.add_argument("--layers", default=None, help="only pairs at these depths, e.g. 0,3,10-12")
+    p.add_argument("--all", action="store_true", help="list every pair (default: 10 per kind)")
+    p.set_defaults(func=run)
+
+
+def plan_rows(net, k=None, method="auto", kinds=None, layers=None) -> list[dict]:
+    """One dict per pair: kind, names, shapes, dim, the k bound and SVD method analyze would use
+    (the k actually used can be lower: it is capped at the numerical rank, known only after
+    the SVD)."""
+    from ..diagnostics.analysis import _select_pairs
+    from ..diagnostics.factors import choose_method
+    from ..geometry import default_k
+
+    chosen = [p for p, _ in _select_pairs(net, None, kinds, layers)]
+    need: dict = {}
+    for p in chosen:
+        lo = min(min(net.matrices[p.left].shape), min(net.matrices[p.right].shape))
+        kk = default_k(p.dim, lo) if k is None else min(int(k), lo)
+        for n in (p.left, p.right):
+            need[n] = max(need.get(n, 1), kk)
+        need[p.name] = kk
+    rows = []
+    for p in chosen:
+        ls, rs = net.matrices[p.left].shape, net.matrices[p.right].shape
+        m = {choose_method(ls, method, need[p.left]), choose_method(rs, method, need[p.right])}
+        rows.append(
+            {
+                "kind": p.kind,
+                "pair": p.name,
+                "left_shape": f"{ls[0]}x{ls[1]}",
+                "right_shape": f"{rs[0]}x{rs[1]}",
+                "dim": p.dim,
+                "k": need[p.name],
+                "method": "randomized" if "randomized" in m else "exact",
+            }
+        )
+    return rows
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..diagnostics.analysis import _load
+    from .analyze import parse_list
+
+    net = _load(args.source)
+    kinds = parse_list(args.kinds, "--kinds") or None
+    rows = plan_rows(net, k=args.k, method=args.method, kinds=kinds, layers=args.layers)
+    import sys
+
+    con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
+    con.print(net.describe(), markup=False, highlight=False)
+    by_kind = Counter(r["kind"] for r in rows)
+    n_rand = sum(r["method"] == "randomized" for r in rows)
+    con.print(
+        f"would analyse {len(rows)} pairs ({', '.join(f'{k}={n}' for k, n in by_kind.items())}); "
+        f"{n_rand} use a randomized SVD",
+        markup=False,
+        highlight=False,
+    )
+    t = Table(show_lines=False)
+    for col in ("kind", "dim", "k≤", "method", "left", "right", "pair"):
+        t.add_column(col, no_wrap=True, overflow="fold" if col == "pair" else "ellipsis")
+    shown: Counter = Counter()
+    for r in rows:
+        shown[r["kind"]] += 1
+        if not args.all and shown[r["kind"]] > 10:
+            continue
+        t.add_row(r["kind"], str(r["dim"]), str(r["k"]), r["method"], r["left_shape"],
+                  r["right_shape"], escape(r["pair"]))
+    con.print(t)
+    hidden = sum(max(0, n - 10) for n in shown.values()) if not args.all else 0
+    if hidden:
+        con.print(f"... {hidden} more pairs (use --all)", markup=False, highlight=False)
+    return 0

@@ -1,0 +1,50 @@
+"""``flagalign reproduce NAME [--quick] [--out DIR] [--quiet]``: run a registered experiment.
+
+Prints the experiment's markdown table and a pass/fail summary. Exit 0 when every pass
+criterion held, 1 when one failed, 2 on bad input (unknown name).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    from ..experiments.framework import names
+
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run a paper experiment and check its pass criteria",
+        description="Run a registered experiment (" + ", ".join(names()) + "), print its table and "
+        "pass/fail summary. Exit 0 when every criterion passed, 1 otherwise.",
+    )
+    p.add_argument("name", help="experiment name: " + ", ".join(names()))
+    p.add_argument("--quick", action="store_true", help="reduced run (minutes, used by the tests)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: flagalign-out/NAME)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..experiments.framework import get
+
+    runner = get(args.name)  # InputError (exit 2) for an unknown name
+    out = args.out if args.out is not None else Path("flagalign-out") / args.name
+    t0 = time.perf_counter()
+    result = runner(out, quick=bool(args.quick), progress=not args.quiet)
+    elapsed = time.perf_counter() - t0
+    print(result.table_markdown)
+    print()
+    for f in result.files:
+        print(f"wrote {f}")
+    verdict = "PASSED" if result.passed else "FAILED"
+    print(f"{args.name}: {verdict} ({elapsed:.0f} s{', quick' if args.quick else ''})")
+    if not result.passed:
+        print(f"flagalign: {args.name}: a pass criterion failed (see the checks column)",
+              file=sys.stderr)  # fmt: skip
+    return 0 if result.passed else 1

@@ -1,0 +1,186 @@
+"""``flagalign trajectory CHECKPOINT_DIR [--out DIR]``: alignment metrics over saved checkpoints.
+
+Every model file or folder in CHECKPOINT_DIR that :func:`flagalign.load` reads and whose name
+contains a step number (the last integer in the name: ``step_100.pt``, ``checkpoint-500/``,
+``epoch=3-step=120.ckpt``...) is loaded in step order; each adjacent pair is measured as by the
+:class:`~flagalign.AlignmentTracker`, and decay rates are fitted (docs/theory.md, eq. (27)).
+``--lr/--weight-decay [--momentum]`` give the predicted rate (eqs. (22), (25)); the law is only
+asserted for pairs whose activation you state with ``--activation``.
+
+Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates.csv`` and
+``trajectory.png`` under ``--out`` (default ``flagalign-out/trajectory-<dir name>``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from ..errors import InputError, SourceNotFoundError
+
+__all__ = ["register", "run", "list_checkpoints"]
+
+_EXTS = {".safetensors", ".gguf", ".pt", ".pth", ".bin", ".npz", ".onnx", ".ckpt"}
+_INT = re.compile(r"\d+")
+
+
+def list_checkpoints(folder) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the checkpoints in ``folder``, sorted by step.
+
+    A checkpoint is a file with a model extension (.safetensors, .gguf, .pt, .pth, .bin, .npz,
+    .onnx, .ckpt) or a sub-folder, whose name holds an integer; the step is the last integer.
+
+    Raises
+    ------
+    SourceNotFoundError
+        ``folder`` is not a directory.
+    InputError
+        No checkpoint found, or two share a step number.
+    """
+    d = Path(folder)
+    if not d.is_dir():
+        raise SourceNotFoundError(f"{d}: not a folder of checkpoints")
+    found: dict[int, Path] = {}
+    for p in sorted(d.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and p.suffix.lower() not in _EXTS:
+            continue
+        stem = p.name if p.is_dir() else p.name[: -len(p.suffix)]
+        nums = _INT.findall(stem)
+        if not nums:
+            continue
+        step = int(nums[-1])
+        if step in found:
+            raise InputError(
+                f"{d}: {found[step].name} and {p.name} both have step {step}; keep one checkpoint "
+                "per step in the folder"
+            )
+        found[step] = p
+    if not found:
+        raise InputError(
+            f"{d}: no checkpoints found (model files or folders with a step number in the name, "
+            f"e.g. step_100.pt; extensions {', '.join(sorted(_EXTS))})"
+        )
+    return sorted(found.items())
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "trajectory",
+        help="alignment metrics and decay rates over a folder of checkpoints",
+        description="Measure every adjacent pair of each checkpoint in CHECKPOINT_DIR (ordered by "
+        "the step number in its name) and fit decay rates (docs/theory.md §2).",
+    )
+    p.add_argument("checkpoint_dir", type=Path, help="folder of checkpoints (files or folders)")
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--k", type=int, default=None, help="flag depth (default: eq. (14))")
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate η (for the prediction)")
+    p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay λ on every parameter")
+    p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum β (default 0)")
+    p.add_argument("--activation", choices=("linear", "homogeneous", "other", "unknown"),
+                   default="unknown", help="activation between paired layers (asserts the law)")  # fmt: skip
+    p.add_argument("--tail", type=float, default=0.5, help="fit on this last fraction of the steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _prediction(args):
+    from ..diagnostics.dynamics.rates import Prediction, law_rate
+
+    if args.lr is None and args.weight_decay is None:
+        return Prediction(None, "no optimizer hyper-parameters: pass --lr and --weight-decay")
+    if args.lr is None or args.weight_decay is None:
+        raise InputError("trajectory: --lr and --weight-decay go together (plain SGD with L2 decay)")
+    try:
+        rate = law_rate(args.lr, args.weight_decay, args.momentum)
+    except ValueError as exc:
+        raise InputError(f"trajectory: {exc}") from None
+    how = "heavy-ball SGD (eq. 25)" if args.momentum else "plain SGD: r = -2 log(1 - ηλ) (eq. 22)"
+    return Prediction(rate, how + " from --lr/--weight-decay", lr=args.lr,
+                      weight_decay=args.weight_decay, momentum=args.momentum, optimizer="SGD")  # fmt: skip
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from .. import load
+    from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
+
+    if not (0 < args.tail <= 1):
+        raise InputError(f"--tail must be in (0, 1], got {args.tail}")
+    ckpts = list_checkpoints(args.checkpoint_dir)
+    pred = _prediction(args)
+    out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(ckpts), desc="checkpoints", file=sys.stderr, leave=False)
+    rows, ks, dtypes = [], {}, {}
+    for step, path in ckpts:
+        net = load(str(path))
+        if not net.pairs:
+            raise InputError(f"{path}: no adjacent pairs found in this checkpoint")
+        for pair in net.pairs:
+            name = pair.name
+            vals, k = pair_metrics(net.matrix(pair.left), net.matrix(pair.right),
+                                   net.bias(pair.left), k=ks.get(name, args.k))  # fmt: skip
+            ks[name] = k
+            dtypes[name] = net.matrices[pair.left].dtype
+            rows.extend((step, path.name, name, m, float(vals[m])) for m in METRICS)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    hist = pd.DataFrame(rows, columns=["step", "checkpoint", "pair", "metric", "value"])
+    from .._arrays import input_eps
+
+    rates = rate_table(
+        hist[["step", "pair", "metric", "value"]],
+        {p: pred for p in ks},
+        {p: args.activation for p in ks},
+        eps={p: input_eps(dt) for p, dt in dtypes.items()},
+        tail=args.tail,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    hist.to_csv(out / "trajectory.csv", index=False)
+    rates.to_csv(out / "rates.csv", index=False)
+    fig = _figure(hist, rates, out / "trajectory.png")
+    print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
+    show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"prediction: {pred.reason}")
+    for f in (out / "trajectory.csv", out / "rates.csv", fig):
+        print(f"wrote {f}")
+    return 0
+
+
+def _figure(hist, rates, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
+        if i >= 10:
+            break
+        sub = sub.sort_values("step")
+        ax.semilogy(sub.step, sub.value.clip(lower=1e-300), "-o", ms=3, color=f"C{i}", label=pair)
+        pr = rates[(rates.pair == pair) & (rates.metric == "imbalance")].predicted
+        if len(pr) and np.isfinite(pr.iloc[0]) and len(sub) > 1:
+            s0, v0 = float(sub.step.iloc[0]), float(sub.value.iloc[0])
+            xs = np.array([s0, float(sub.step.iloc[-1])])
+            ax.semilogy(xs, v0 * np.exp(-pr.iloc[0] * (xs - s0)), "--", color=f"C{i}", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("‖D‖_F (dashed: predicted)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,163 @@
+"""Per-matrix top-k factors, computed once and shared by every pair that uses the matrix.
+
+The analysis of a network is split into two kinds of independent, picklable tasks:
+
+* a **factor task** (:func:`compute_factors`) — one truncated SVD of one matrix
+  (docs/theory.md, eq. (13) for the randomized variant);
+* a **pair task** (:func:`flagalign.diagnostics.pairs.pair_row`) — the alignment of two matrices
+  given their factors (eq. (14)).
+
+:class:`FactorStore` runs them in pair order on one process, holding each loaded matrix and each
+factor only while a later pair still needs it (reference counts from the plan), so peak memory
+is a few matrices, not the whole model. A distributed runner can instead map
+:func:`compute_factors` over :attr:`AnalysisPlan.factor_tasks` and the pair tasks over the pairs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["choose_method", "compute_factors", "truncate", "FactorStore", "METHODS"]
+
+METHODS = ("auto", "exact", "randomized")
+
+
+def choose_method(shape: tuple[int, int], method: str = "auto", k: int = 64) -> str:
+    """The SVD method used for a matrix of ``shape`` when up to ``k`` triplets are needed.
+
+    ``auto`` follows :func:`flagalign.geometry.choose_method` (docs/theory.md, eq. (13)): exact
+    LAPACK SVD when the matrix has at most ``EXACT_MAX_ENTRIES`` = 2048² entries (≈ 1 s on one
+    core) or k ≥ min(shape)/4, randomized top-k above. Every 384×1536 / 576×1536 transformer
+    matrix and every per-head slice is exact; vocabulary embeddings (30522×384, 49152×576) are
+    randomized. ``exact`` and ``randomized`` are returned as is.
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method != "auto":
+        return method
+    from ..geometry import choose_method as _geometry_choice
+
+    return _geometry_choice((int(shape[0]), int(shape[1])), max(1, int(k)))
+
+
+def compute_factors(matrix: np.ndarray, k: int, method: str, seed: int = 0):
+    """Singular triplets of ``matrix`` (a picklable task; docs/theory.md, eq. (13)).
+
+    ``exact`` keeps the full thin SVD (every prefix is the exact top-k, and the numerical rank
+    of eq. (3) is visible), so ``k`` only matters for ``randomized``, which returns the top
+    ``k``.
+
+    Returns
+    -------
+    flagalign.geometry.TopSubspaces
+    """
+    from ..geometry import top_subspaces
+
+    kk = min(matrix.shape) if method == "exact" else max(1, min(int(k), min(matrix.shape)))
+    return top_subspaces(matrix, kk, method=method, seed=seed)
+
+
+def truncate(f, k: int):
+    """The first ``k`` triplets of a :class:`~flagalign.geometry.TopSubspaces`."""
+    if f.s.shape[0] == k:
+        return f
+    return f._replace(U=f.U[:, :k], s=f.s[:k], V=f.V[:, :k])
+
+
+@dataclass
+class _Entry:
+    value: object
+    uses: int
+
+
+class FactorStore:
+    """Loads matrices and their factors on demand and frees them after their last use.
+
+    Parameters
+    ----------
+    network : flagalign.models.Network
+    uses : Counter
+        How many pairs will ask for each matrix name (from the plan).
+    ks : dict[str, int]
+        The largest k any pair will ask of each matrix (used by randomized factors).
+    methods : dict[str, str]
+        ``exact`` or ``randomized`` per matrix name.
+    seed : int
+        Seed of the randomized SVD.
+    """
+
+    def __init__(self, network, uses: Counter, ks: dict, methods: dict, seed: int = 0):
+        self.network = network
+        self.uses = Counter(uses)
+        self.ks = dict(ks)
+        self.methods = dict(methods)
+        self.seed = seed
+        self._mats: dict[str, _Entry] = {}
+        self._facts: dict[str, _Entry] = {}
+        self._bad: dict[str, str] = {}
+        self.svd_count = 0
+        self.svd_seconds = 0.0
+
+    def problem(self, name: str) -> str | None:
+        """Why matrix ``name`` cannot be analysed (non-finite, zero, unreadable), or None."""
+        if name not in self._bad and name not in self._mats:
+            self.matrix(name)
+        return self._bad.get(name) or None
+
+    def matrix(self, name: str) -> np.ndarray | None:
+        """The float64 matrix (loaded once while still needed); None if it is unusable."""
+        e = self._mats.get(name)
+        if e is not None:
+            return e.value
+        if name in self._bad:
+            return None
+        try:
+            w = self.network.matrix(name)
+        except Exception as exc:  # noqa: BLE001 - becomes the pair's status
+            self._bad[name] = f"cannot load {name}: {type(exc).__name__}: {exc}"[:200]
+            return None
+        if not np.all(np.isfinite(w)):
+            self._bad[name] = f"non-finite values in {name}"
+            return None
+        if not np.any(w):
+            self._bad[name] = f"{name} is all zeros"
+            return None
+        self._mats[name] = _Entry(w, self.uses[name])
+        return w
+
+    def factors(self, name: str):
+        """The matrix's TopSubspaces (computed on first request)."""
+        import time
+
+        e = self._facts.get(name)
+        if e is not None:
+            return e.value
+        w = self.matrix(name)
+        if w is None:
+            return None
+        t = time.perf_counter()
+        f = compute_factors(w, self.ks.get(name, min(w.shape)), self.methods[name], self.seed)
+        self.svd_seconds += time.perf_counter() - t
+        self.svd_count += 1
+        self._facts[name] = _Entry(f, self.uses[name])
+        return f
+
+    def release(self, name: str) -> None:
+        """One pair is done with ``name``; free matrix and factors after the last one."""
+        for store in (self._mats, self._facts):
+            e = store.get(name)
+            if e is not None:
+                e.uses -= 1
+                if e.uses <= 0:
+                    del store[name]
+        self.uses[name] -= 1
+
+    @property
+    def live(self) -> int:
+        """How many matrices are currently held (for tests of the eviction)."""
+        return len(self._mats)

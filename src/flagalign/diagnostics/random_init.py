@@ -1,0 +1,113 @@
+"""The random-init control: the same attention architecture with freshly initialised weights.
+
+Every attention matrix (q, k, v, o of each :class:`AttentionLayer`) is replaced by a draw from
+PyTorch's ``nn.Linear`` default initialisation, ``kaiming_uniform_(a=√5)``, i.e. i.i.d.
+
+    W_ij ~ U(−1/√fan_in, 1/√fan_in),   fan_in = number of columns of the (out, in) matrix
+
+(docs/theory.md, eq. (47)). Matrices are generated lazily and deterministically: matrix ``name``
+always comes from ``numpy.random.default_rng([seed, crc32(name)])``, so the control costs no
+memory until read and is identical across runs, platforms and reading orders. Only the attention
+matrices are included (weights only, no biases, no norms); ``pairs`` is empty.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ..models.network import MatrixInfo, Network
+
+__all__ = ["random_init", "mixed_heads", "INIT_DESCRIPTION"]
+
+INIT_DESCRIPTION = "PyTorch nn.Linear default: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.i.d."
+
+
+def _draw(name: str, shape: tuple[int, int], seed: int) -> np.ndarray:
+    rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+    bound = 1.0 / np.sqrt(shape[1])
+    return rng.uniform(-bound, bound, size=shape)
+
+
+def random_init(network: Network, seed: int = 0) -> Network:
+    """A Network with the attention matrices of ``network`` re-drawn at random (eq. (47)).
+
+    Parameters
+    ----------
+    network : Network
+        Source of shapes and head structure only; its weights are read solely to learn a matrix
+        shape when the metadata lacks it.
+    seed : int
+        Seed of the initialisation.
+
+    Returns
+    -------
+    Network
+        ``name = "<name> [random-init seed=S]"``, same ``attention`` list, lazily generated
+        float64 matrices under the same names.
+    """
+    infos: dict[str, MatrixInfo] = {}
+    for attn in network.attention:
+        for which in ("q", "k", "v", "o"):
+            name = getattr(attn, which)
+            if name in infos:
+                continue
+            info = network.matrices.get(name)
+            shape = tuple(info.shape) if info is not None else network.matrix(name).shape
+            infos[name] = MatrixInfo(name, (int(shape[0]), int(shape[1])), "float64",
+                                     which, f"random-init of {name}", False, INIT_DESCRIPTION)
+    loaders = {n: (lambda n=n, s=i.shape: _draw(n, s, seed)) for n, i in infos.items()}
+    return Network(
+        name=f"{network.name} [random-init seed={seed}]",
+        architecture=network.architecture,
+        matrices=infos,
+        loaders=loaders,
+        pairs=[],
+        attention=list(network.attention),
+        fold_norms=False,
+        source=f"random-init({network.source or network.name}, seed={seed})",
+    )
+
+
+def _haar(n: int, seed: int, name: str) -> np.ndarray:
+    g = np.random.default_rng([int(seed), 104729, zlib.crc32(name.encode("utf-8"))])
+    q, r = np.linalg.qr(g.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def mixed_heads(network: Network, seed: int = 0) -> Network:
+    """The *mixed-heads* control: each attention matrix's head blocks are re-cut at random.
+
+    q/k/v matrices W (rows = heads × head_dim) become R W and o matrices become W Rᵀ, with R a
+    seeded Haar-random orthogonal matrix of size rows (resp. columns) (docs/theory.md,
+    eq. (47)). The layer's total Gram WᵀW (resp. W Wᵀ) — its anisotropy in ℝ^{d_model} — is kept
+    exactly, the partition into heads is destroyed. Overlap above this control is head-specific
+    structure; overlap above the Haar baseline but not above this control is layer-wide
+    anisotropy that every head shares.
+    """
+    infos: dict[str, MatrixInfo] = {}
+    loaders = {}
+    for attn in network.attention:
+        for which in ("q", "k", "v", "o"):
+            name = getattr(attn, which)
+            if name in infos:
+                continue
+            info = network.matrices.get(name)
+            shape = tuple(info.shape) if info is not None else network.matrix(name).shape
+            infos[name] = MatrixInfo(name, (int(shape[0]), int(shape[1])), "float64", which,
+                                     f"mixed-heads of {name}", True, "head blocks re-cut")
+            if which == "o":
+                loaders[name] = lambda n=name, s=shape: network.matrix(n) @ _haar(s[1], seed, n).T
+            else:
+                loaders[name] = lambda n=name, s=shape: _haar(s[0], seed, n) @ network.matrix(n)
+    return Network(
+        name=f"{network.name} [mixed-heads seed={seed}]",
+        architecture=network.architecture,
+        matrices=infos,
+        loaders=loaders,
+        pairs=[],
+        attention=list(network.attention),
+        fold_norms=network.fold_norms,
+        source=f"mixed-heads({network.source or network.name}, seed={seed})",
+    )

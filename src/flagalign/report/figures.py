@@ -1,0 +1,188 @@
+"""The report's figures (matplotlib, Agg backend), each a function ``Analysis -> Figure | None``.
+
+None means "nothing to draw" (e.g. no ok pair). :func:`to_data_uri` turns a figure into an
+embeddable PNG so the HTML report needs no other file and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+
+import numpy as np
+
+__all__ = [
+    "overlap_vs_depth",
+    "angle_heatmaps",
+    "flag_heatmaps",
+    "commutator_imbalance_vs_depth",
+    "to_data_uri",
+    "kind_colors",
+]
+
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def kind_colors(kinds) -> dict:
+    """One fixed colour per pair kind (same colours in every figure)."""
+    return {k: _PALETTE[i % len(_PALETTE)] for i, k in enumerate(sorted(kinds))}
+
+
+def _ok(analysis):
+    df = analysis.pairs
+    return df[df["status"] == "ok"]
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def to_data_uri(fig, dpi: int = 100) -> str:
+    """PNG ``data:`` URI of a figure (the figure is closed)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def overlap_vs_depth(analysis):
+    """Subspace overlap (eq. (2)) of every pair against depth, one panel per kind, with the
+    random-subspace baseline k/n (eq. (4)) dashed and the per-depth median as a line."""
+    ok = _ok(analysis)
+    if ok.empty:
+        return None
+    plt = _plt()
+    kinds = list(dict.fromkeys(ok["kind"]))
+    colors = kind_colors(analysis.pairs["kind"].unique())
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds) + 0.6, 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        g = ok[ok["kind"] == kind].sort_values("depth")
+        c = colors[kind]
+        ax.scatter(g["depth"], g["overlap"], s=12, alpha=0.45, color=c, label="pairs")
+        med = g.groupby("depth")[["overlap", "baseline"]].median()
+        ax.plot(med.index, med["overlap"], color=c, lw=1.8, label="median")
+        ax.plot(med.index, med["baseline"], color="k", ls="--", lw=1.2, label="random k/n")
+        ax.set_title(f"{kind} ({len(g)} pairs)")
+        ax.set_xlabel("depth (layer)")
+        _integer_ticks(ax.xaxis)
+        top = float(np.nanmax([g["overlap"].max(), g["baseline"].max()]))
+        ax.set_ylim(0, min(1.02, 1.2 * top + 0.02))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("overlap  mean cos²θ")
+    axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def angle_heatmaps(analysis, max_rows: int = 400):
+    """Principal angles (eq. (1)) as heatmaps, one per kind: rows are pairs ordered by depth,
+    columns the angle index 1..k, colour the angle in degrees (0° aligned, 90° orthogonal)."""
+    ok = _ok(analysis)
+    if ok.empty or not analysis.angles:
+        return None
+    plt = _plt()
+    kinds = list(dict.fromkeys(ok["kind"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds) + 1.2, 4.2), squeeze=False)
+    im = None
+    for ax, kind in zip(axes[0], kinds):
+        g = ok[ok["kind"] == kind].sort_values(["depth", "pair"])
+        names = [n for n in g["pair"] if n in analysis.angles][:max_rows]
+        width = max(len(analysis.angles[n]) for n in names)
+        grid = np.full((len(names), width), np.nan)
+        for i, n in enumerate(names):
+            a = analysis.angles[n]
+            grid[i, : len(a)] = a
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=90,
+                       interpolation="nearest", extent=(0.5, width + 0.5, len(names) - 0.5, -0.5))
+        depths = g["depth"].to_numpy()[: len(names)]
+        starts = np.flatnonzero(np.r_[True, depths[1:] != depths[:-1]])
+        step = max(1, int(np.ceil(len(starts) / 12)))
+        ax.set_yticks(starts[::step])
+        ax.set_yticklabels([str(depths[t]) for t in starts[::step]])
+        ax.set_title(f"{kind}: angles per pair")
+        _integer_ticks(ax.xaxis)
+        ax.set_xlabel("angle index i (θ₁ ≤ … ≤ θ_k)")
+        ax.set_ylabel("pairs, by depth (layer)")
+    fig.colorbar(im, ax=axes[0].tolist(), label="θ (degrees)", fraction=0.03, pad=0.02)
+    return fig
+
+
+def flag_heatmaps(analysis, pairs=None):
+    """Flag tables (eq. (6)) of selected pairs (default: the most and the least aligned ok
+    pair), normalised as T[i, j] / min(i, j) — the fraction of the smaller flag subspace that
+    lies in the other (1 = nested, ≈ max(i, j)/n for random subspaces)."""
+    ok = _ok(analysis)
+    if ok.empty or not analysis.flags:
+        return None
+    if pairs is None:
+        ranked = ok[ok["pair"].isin(list(analysis.flags))].sort_values(
+            "overlap_ratio", ascending=False
+        )
+        pairs = list(dict.fromkeys([ranked["pair"].iloc[0], ranked["pair"].iloc[-1]]))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs) + 0.8, 4.2), squeeze=False)
+    im = None
+    for ax, name in zip(axes[0], pairs):
+        t = np.asarray(analysis.flags[name], dtype=np.float64)
+        i = np.arange(t.shape[0])[:, None]
+        j = np.arange(t.shape[1])[None, :]
+        norm = np.minimum(i, j).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(norm > 0, t / np.where(norm > 0, norm, 1), np.nan)
+        from matplotlib.colors import PowerNorm
+
+        im = ax.imshow(frac[1:, 1:], origin="lower", cmap="magma",
+                       norm=PowerNorm(gamma=0.5, vmin=0, vmax=1),
+                       extent=(0.5, t.shape[1] - 0.5, 0.5, t.shape[0] - 0.5))
+        row = ok[ok["pair"] == name].iloc[0]
+        from .html import short_pair
+
+        label = "\n".join(textwrap.wrap(short_pair(row["left"], row["right"]), 48))
+        ax.set_title(f"{label}\noverlap/baseline = {row['overlap_ratio']:.2f}", fontsize=8.5)
+        ax.set_xlabel("j  (top-j input flag of the reader)")
+        ax.set_ylabel("i  (top-i output flag of the writer)")
+    fig.colorbar(im, ax=axes[0].tolist(), label="T[i,j] / min(i,j)  (square-root scale)",
+                 fraction=0.03, pad=0.02)
+    return fig
+
+
+def commutator_imbalance_vs_depth(analysis):
+    """Gram commutator (eq. (10)) and relative imbalance ‖D‖ (eq. (11)) against depth: the
+    per-depth median of each kind as a line, individual pairs as faint points."""
+    ok = _ok(analysis)
+    if ok.empty:
+        return None
+    plt = _plt()
+    colors = kind_colors(analysis.pairs["kind"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, col, label in (
+        (axes[0], "commutator", "Gram commutator  ‖[WWᵀ, W'ᵀW']‖/(‖·‖‖·‖)"),
+        (axes[1], "imbalance", "relative imbalance  ‖D‖_F / (‖W̃W̃ᵀ‖+‖W'ᵀW'‖)"),
+    ):
+        for kind, g in ok.groupby("kind", sort=False):
+            c = colors[kind]
+            ax.scatter(g["depth"], g[col], s=8, alpha=0.3, color=c)
+            med = g.groupby("depth")[col].median()
+            ax.plot(med.index, med.values, color=c, lw=1.8, marker="o", ms=3, label=kind)
+        ax.set_xlabel("depth (layer)")
+        _integer_ticks(ax.xaxis)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+

@@ -1,0 +1,122 @@
+"""The built-in sections of the report (registered on import; see :mod:`flagalign.report`)."""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from . import SECTIONS, Section
+from . import figures as F
+from .html import figure, short_pair, table
+
+_ROW_COLS = [
+    "pair (short)", "kind", "depth", "dim", "k", "overlap", "baseline", "overlap_ratio",
+    "angle_min_deg", "angle_median_deg", "intersection_dim", "lost_dims", "commutator",
+    "imbalance", "method",
+]
+
+
+def _ok(a):
+    return a.pairs[a.pairs["status"] == "ok"]
+
+
+def _overlap(a):
+    return figure(
+        F.overlap_vs_depth(a),
+        "Subspace overlap (mean cos² of the principal angles between the top-k output flag of "
+        "the writer and the top-k input flag of the reader; docs/theory.md eq. (2)) against "
+        "depth. Dashed: the random-subspace expectation k/n (eq. (4)); an overlap far above it "
+        "means the two layers are aligned.",
+        "overlap vs depth",
+    )
+
+
+def _angles(a):
+    return figure(
+        F.angle_heatmaps(a),
+        "Principal angles θ₁ ≤ … ≤ θ_k (eq. (1)) of every pair: one row per pair (by depth), one "
+        "column per angle index. Dark = aligned directions, yellow = orthogonal.",
+        "principal angles",
+    )
+
+
+def _flags(a):
+    return figure(
+        F.flag_heatmaps(a),
+        "Flag tables (eq. (6)) of the most and the least aligned pair (by overlap / baseline): "
+        "cell (i, j) is the fraction of the smaller of the top-i writer / top-j reader subspaces "
+        "that lies in the other. 1 along the diagonal = nested flags; a random pair gives "
+        "≈ max(i, j)/n.",
+        "flag tables",
+    )
+
+
+def _comm(a):
+    return figure(
+        F.commutator_imbalance_vs_depth(a),
+        "Left: Gram commutator (eq. (10)), 0 when WWᵀ and W'ᵀW' share an eigenbasis. Right: "
+        "relative norm of the imbalance D = W'ᵀW' − W̃W̃ᵀ (eq. (11)), 0 for a balanced pair. "
+        "Lines: per-depth medians per kind.",
+        "commutator and imbalance",
+    )
+
+
+def _by_kind(a):
+    bk = a.summary.get("by_kind") or {}
+    if not bk:
+        return None
+    df = pd.DataFrame([{"kind": k, **v} for k, v in bk.items()])
+    df.columns = [c.replace("median_", "med. ").replace("mean_", "mean ").replace("total_", "Σ ")
+                  .replace("_", " ") for c in df.columns]
+    return table(df) + (
+        "<p class=note>Medians over the ok pairs of each kind; overlap ratio = overlap / random "
+        "baseline (1 = chance level).</p>"
+    )
+
+
+def _extremes(a):
+    ok = _ok(a)
+    if ok.empty:
+        return None
+    r = ok.sort_values("overlap_ratio", ascending=False)
+    r = r.assign(**{"pair (short)": [short_pair(a, b) for a, b in zip(r["left"], r["right"])]})
+    n = min(10, len(r))
+    return (
+        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), _ROW_COLS)
+        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], _ROW_COLS)
+    )
+
+
+def _failed(a):
+    bad = a.pairs[a.pairs["status"] != "ok"]
+    if bad.empty:
+        return None
+    return (
+        f"<p class=bad>{len(bad)} pair(s) could not be measured; their values are NaN in "
+        "pairs.csv.</p>" + table(bad, ["pair", "kind", "status"], scroll=len(bad) > 20)
+    )
+
+
+def _all(a):
+    n = len(a.pairs)
+    return (
+        f"<details><summary>all {n} pairs (the same rows as pairs.csv; see docs/schema.md)"
+        f"</summary>{table(a.pairs, list(a.pairs.columns), scroll=True)}</details>"
+        f"<p class=note>{escape(a.network.get('description', ''))}</p>".replace("\n", "<br>")
+        if n
+        else None
+    )
+
+
+for _s in (
+    Section("overlap", "Overlap vs depth", _overlap, 20),
+    Section("angles", "Principal angles", _angles, 30),
+    Section("flags", "Flag tables", _flags, 40),
+    Section("commutator", "Commutator and imbalance", _comm, 50),
+    Section("kinds", "Summary by kind", _by_kind, 60),
+    Section("extremes", "Most and least aligned pairs", _extremes, 70),
+    Section("failed", "Pairs not measured", _failed, 80),
+    Section("pairs", "All pairs", _all, 90),
+):
+    SECTIONS.setdefault(_s.key, _s)  # a section registered earlier under the same key wins
