@@ -67,9 +67,22 @@ PROXIES = (
 
 def whiten(data):
     """ZCA-whiten the training inputs: x ↦ Σ^{-1/2}(x − x̄) on the support of the pixel
-    covariance Σ (eigenvalues above the rank tolerance of docs/theory.md eq. (3),
-    max(N, p)·ε·λ_max; constant pixels stay 0). Returns a new ``Digits`` whose ``x`` has
-    identity covariance on that support; ``x_test`` (if any) gets the same map."""
+    covariance Σ (docs/theory.md, eq. (37)(a): with Σ ∝ I on its support the features' total Gram
+    of a balanced linear chain commutes with the classifier Gram).
+
+    Parameters
+    ----------
+    data : Digits
+        From :func:`~flagalign.experiments.training.load_digits_data`.
+
+    Returns
+    -------
+    Digits
+        A new object whose ``x`` has zero mean and identity covariance on the span of the
+        eigenvectors of Σ with eigenvalue above the rank tolerance of eq. (3),
+        max(N, p)·ε·λ_max (constant pixels stay 0); ``x_test`` (if any) gets the same map, with
+        the training mean and Σ.
+    """
     import torch
 
     from .training import Digits
