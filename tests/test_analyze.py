@@ -283,3 +283,45 @@ def test_layers_filter_uses_network_depths():
     assert an.pairs["depth"].tolist() == [1, 2]
     assert an.pairs["left"].tolist() == ["layers.1.weight", "layers.2.weight"]
     assert an.summary["options"]["layers"] == [1, 2]
+
+
+def test_one_sided_factors_equal_full_svd_path(monkeypatch):
+    """analyze's one-sided factors (diagnostics.gramfactors) give the same table as the full
+    thin SVD of every matrix: float32 weights with full-rank, rank-deficient tall, wide and
+    square matrices, writers and readers, a lost direction."""
+    import flagalign.diagnostics.factors as factors
+
+    rng = np.random.default_rng(21)
+    q, _ = np.linalg.qr(rng.standard_normal((96, 96)))
+    s = np.concatenate([np.linspace(3, 0.3, 38), [1e-6, 5e-7]])  # rank 38 at float32
+    arr = {
+        "l0": rng.standard_normal((40, 30)),  # wide-ish, full rank
+        "l1": (q[:, :40] * s) @ _orth(40, 40, rng).T,  # tall 96x40, rank 38: lost via col_map
+        "l2": rng.standard_normal((50, 95)) @ q[:, 1:].T,  # kills q1 ⊂ col l1
+        "l3": rng.standard_normal((50, 50)),  # square
+        "l4": rng.standard_normal((20, 50)),
+    }
+    arr = {k: v.astype(np.float32) for k, v in arr.items()}
+    fast = analyze(Network.from_arrays(arr), progress=False, heads=False)
+    calls = []
+
+    def no_one_sided(*a, **k):
+        calls.append(1)
+        return None
+
+    monkeypatch.setattr(factors, "one_sided_factors", no_one_sided)
+    full = analyze(Network.from_arrays(arr), progress=False, heads=False)
+    assert calls and len(fast.pairs) == len(full.pairs) == 4
+    assert (fast.pairs["status"] == "ok").all()
+    for c in PAIR_COLUMNS:
+        if c == "seconds":
+            continue
+        a, b = fast.pairs[c], full.pairs[c]
+        if pd.api.types.is_float_dtype(a):
+            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9, atol=1e-10,
+                                       err_msg=c)
+        else:
+            assert a.tolist() == b.tolist(), c
+    assert fast.pairs["lost_dims"].tolist()[1] >= 1  # l1 -> l2 loses q1
+    for name in fast.flags:
+        np.testing.assert_allclose(fast.flags[name], full.flags[name], atol=1e-6)

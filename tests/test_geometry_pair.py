@@ -192,3 +192,21 @@ def test_lost_dims_planted_and_invariant(seed, lost):
     P = np.eye(n)[rng.permutation(n)]
     S = P @ np.diag(d)
     assert lost_dims(S @ W, Wn @ np.linalg.inv(S)) == lost
+
+
+def test_lost_dims_uses_the_stored_dtype_tolerance():
+    """A direction written at 1e-8 relative is below float32's rank tolerance (eq. (3)): stored
+    as float32 it is not part of col W, so W_next ignoring it loses nothing; the same numbers
+    declared float64 keep it, and it is lost."""
+    rng = np.random.default_rng(8)
+    n = 10
+    W = np.zeros((n, 6))
+    W[:5, :5] = np.eye(5) + 0.1 * rng.standard_normal((5, 5))
+    W[n - 1] = 1e-8 * rng.standard_normal(6)
+    Wn = rng.standard_normal((7, n))
+    Wn[:, n - 1] = 0.0  # W_next cannot read e_10
+    W32, Wn32 = W.astype(np.float32), Wn.astype(np.float32)
+    assert lost_dims(W32, Wn32) == 0
+    assert pair_alignment(W32, Wn32, k=2).lost_dims == 0
+    assert lost_dims(W32.astype(np.float64), Wn32.astype(np.float64)) == 1
+    assert pair_alignment(W32.astype(np.float64), Wn32.astype(np.float64), k=2).lost_dims == 1

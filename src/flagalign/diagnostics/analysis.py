@@ -240,7 +240,7 @@ def analyze(
     -------
     Analysis
     """
-    from ..geometry import default_k, default_sine_tol
+    from ..geometry import default_k, default_sine_tol, rank_rtol
 
     t_start = time.perf_counter()
     if k is not None and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1):
@@ -260,7 +260,13 @@ def analyze(
             uses[name] += 1
             ks[name] = max(ks.get(name, 1), need)
     methods = {n: choose_method(net.matrices[n].shape, method, ks[n]) for n in uses}
-    store = FactorStore(net, uses, ks, methods, seed)
+    # which singular vectors each matrix must provide: a writer's left, a reader's right
+    sides: dict = {}
+    for p, _ in chosen:
+        sides[p.left] = "".join(sorted(set(sides.get(p.left, "")) | {"U"}))
+        sides[p.right] = "".join(sorted(set(sides.get(p.right, "")) | {"V"}))
+    rtols = {n: rank_rtol(tuple(net.matrices[n].shape), _dtype(net, n)) for n in uses}
+    store = FactorStore(net, uses, ks, methods, seed, sides=sides, rtols=rtols)
 
     rows, flags, angles = [], {}, {}
     bar = progress_bar(len(chosen), progress, "pairs")

@@ -2,8 +2,11 @@
 
 The analysis of a network is split into two kinds of independent, picklable tasks:
 
-* a **factor task** (:func:`compute_factors`) — one truncated SVD of one matrix
-  (docs/theory.md, eq. (13) for the randomized variant);
+* a **factor task** (:func:`one_sided_factors`, else :func:`compute_factors`) — what the pairs
+  need of one matrix: its numerical rank (eq. (3)) and the top-k singular vectors of the side(s)
+  they use, from the smaller Gram with a certified rank
+  (:mod:`flagalign.diagnostics.gramfactors`), else one SVD (docs/theory.md, eq. (13) for the
+  randomized variant);
 * a **pair task** (:func:`flagalign.diagnostics.pairs.pair_row`) — the alignment of two matrices
   given their factors (eq. (14)).
 
@@ -22,7 +25,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["choose_method", "compute_factors", "truncate", "FactorStore", "METHODS"]
+__all__ = ["choose_method", "compute_factors", "one_sided_factors", "truncate", "FactorStore",
+           "METHODS"]
 
 METHODS = ("auto", "exact", "randomized")
 
@@ -62,11 +66,36 @@ def compute_factors(matrix: np.ndarray, k: int, method: str, seed: int = 0):
     return top_subspaces(matrix, kk, method=method, seed=seed)
 
 
+def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
+    """What ``analyze`` needs of an ``exact`` matrix, cheaper than its full thin SVD (a picklable
+    task; docs/theory.md, eqs. (3), (12)–(14)).
+
+    ``sides`` says which singular vectors the pairs use: ``"U"`` (the matrix writes a pair's
+    hidden space), ``"V"`` (it reads one) or ``"UV"``. Returns a
+    :class:`~flagalign.diagnostics.gramfactors.GramFactors` (top-k vectors of those sides from
+    the smaller Gram, numerical rank certified or — for a matrix that only reads — counted from
+    LAPACK singular values; a tall uncertified matrix gets
+    :func:`~flagalign.diagnostics.gramfactors.tall_svd_factors`), or None when the exact full
+    SVD is needed (a square or wide writer whose full rank is not certified: lost_dims needs the
+    SVD basis of its column space, eq. (12)).
+    """
+    from .gramfactors import gram_factors, tall_svd_factors
+
+    # an uncertified writer is (on real weights) rank-deficient with r < n, so its SVD basis is
+    # needed anyway: go straight to the SVD instead of counting its rank first
+    f = gram_factors(matrix, k, sides, rtol, rank_fallback="U" not in sides)
+    if f is None and matrix.shape[0] > matrix.shape[1]:
+        f = tall_svd_factors(matrix, k, sides, rtol)
+    return f
+
+
 def truncate(f, k: int):
-    """The first ``k`` triplets of a :class:`~flagalign.geometry.TopSubspaces`."""
+    """The first ``k`` triplets of a :class:`~flagalign.geometry.TopSubspaces` (or of a
+    :class:`~flagalign.diagnostics.gram.GramFactors`, whose missing side stays None)."""
     if f.s.shape[0] == k:
         return f
-    return f._replace(U=f.U[:, :k], s=f.s[:k], V=f.V[:, :k])
+    return f._replace(U=None if f.U is None else f.U[:, :k], s=f.s[:k],
+                      V=None if f.V is None else f.V[:, :k])
 
 
 @dataclass
@@ -89,10 +118,19 @@ class FactorStore:
         ``exact`` or ``randomized`` per matrix name.
     seed : int
         Seed of the randomized SVD.
+    sides : dict[str, str], optional
+        Which singular vectors the pairs use of each matrix (``"U"`` writer, ``"V"`` reader,
+        ``"UV"`` both). With ``rtols``, an ``exact`` matrix gets :func:`one_sided_factors`
+        (cheaper than its full SVD, same results); without, the full thin SVD as before.
+    rtols : dict[str, float], optional
+        Relative rank tolerance of eq. (3) of each matrix (its stored dtype's).
     """
 
-    def __init__(self, network, uses: Counter, ks: dict, methods: dict, seed: int = 0):
+    def __init__(self, network, uses: Counter, ks: dict, methods: dict, seed: int = 0, *,
+                 sides: dict | None = None, rtols: dict | None = None):
         self.network = network
+        self.sides = dict(sides or {})
+        self.rtols = dict(rtols or {})
         self.uses = Counter(uses)
         self.ks = dict(ks)
         self.methods = dict(methods)
@@ -141,7 +179,12 @@ class FactorStore:
         if w is None:
             return None
         t = time.perf_counter()
-        f = compute_factors(w, self.ks.get(name, min(w.shape)), self.methods[name], self.seed)
+        f = None
+        if self.methods[name] == "exact" and name in self.sides and name in self.rtols:
+            f = one_sided_factors(w, self.ks.get(name, min(w.shape)), self.sides[name],
+                                  self.rtols[name])
+        if f is None:
+            f = compute_factors(w, self.ks.get(name, min(w.shape)), self.methods[name], self.seed)
         self.svd_seconds += time.perf_counter() - t
         self.svd_count += 1
         self._facts[name] = _Entry(f, self.uses[name])

@@ -80,6 +80,8 @@ def _rank(f, shape, dtype: str, method: str) -> int:
     the rank cannot be seen beyond its k columns, so min(shape) bounds it."""
     from ..geometry._basis import rank_rtol
 
+    if getattr(f, "rank", None) is not None:  # GramFactors: certified or counted by LAPACK
+        return int(f.rank)
     s = np.asarray(f.s)
     if s.size == 0 or s[0] <= 0:
         return 0
@@ -138,11 +140,15 @@ def pair_row(pair, depth, W, W_next, left, right, *, k, tol, method, bias=None,
     status = "ok"  # a user k above the rank is capped; the k column shows the value used
     from ..geometry import rank_rtol
 
+    # W_next's numerical rank is exact when its factor shows it (full spectrum or GramFactors);
+    # the truncation below hides it from measure_pair
+    exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(W_next.shape)
     pa = measure_pair(
         W,
         W_next,
         left,
         truncate(right, kk),
+        rank_next=rn if exact_rn and method == "exact" else None,
         k=kk,
         tol=tol,
         bias=bias,

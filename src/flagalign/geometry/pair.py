@@ -43,7 +43,12 @@ def lost_dims(W, W_next, tol: float | None = None) -> int:
     wn, ndt = as_float64(W_next, name="W_next")
     if w.shape[0] != wn.shape[1]:
         raise ShapeMismatchError(f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs")
-    q = orthonormal_basis(w, name="W")
+    return _lost_dims(w, wn, wdt, ndt, tol)
+
+
+def _lost_dims(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str, tol: float | None) -> int:
+    """eq. (12) on float64 arrays, with the rank tolerances of their *stored* dtypes (eq. (3))."""
+    q = orthonormal_basis(w, name="W", rtol=rank_rtol(w.shape, wdt))
     if q.shape[1] == 0:
         return 0
     s_next = sla.svdvals(wn)
@@ -166,7 +171,7 @@ def pair_alignment(
         flag_table=flag_table(u, v),
         commutator=commutator_norm(g_w, g_next),
         imbalance=imbalance_from_grams(g_in, g_next),
-        lost_dims=lost_dims(w, wn),
+        lost_dims=_lost_dims(w, wn, wdt, ndt, None),
         tol=float(tol),
     )
 

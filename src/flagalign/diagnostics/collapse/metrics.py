@@ -139,6 +139,16 @@ def level2(W: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, int]:
     return principal_angles(_top_rows(centre_rows(W), k), _top_rows(M, k)), k
 
 
+def angle_summary(angles: np.ndarray, k: int, d: int, tol_sine: float):
+    """(overlap, baseline, max sine, intersection dim) of Level-2 principal angles (eq. (36)):
+    mean cos², the random baseline k/d (eq. (4)), max sin θ and #{sin θ ≤ tol_sine} (eq. (5))."""
+    sines = np.sin(angles)
+    overlap = float(np.mean(np.cos(angles) ** 2)) if angles.size else float("nan")
+    base = float(overlap_baseline(k, k, d))
+    max_sine = float(sines.max()) if sines.size else 0.0
+    return overlap, base, max_sine, int(np.sum(sines <= tol_sine))
+
+
 def level3(W: np.ndarray, M: np.ndarray) -> float:
     """commutator_norm(W̄ᵀW̄, MᵀM) with W̄ = (I − 11ᵀ/C)W (eq. (37))."""
     Wc = centre_rows(W)
@@ -289,14 +299,9 @@ def metrics(
     nan = float("nan")
     if W is not None:
         angles, k = level2(W, M)
-        cos2 = np.cos(angles) ** 2
-        overlap = float(np.mean(cos2))
-        base = float(overlap_baseline(k, k, d))
-        sines = np.sin(angles)
-        inter = int(np.sum(sines <= tol_sine))
+        overlap, base, max_sine, inter = angle_summary(angles, k, d, tol_sine)
         comm = level3(W, M)
         nc3_value = nc3(W, M)
-        max_sine = float(sines.max()) if sines.size else 0.0
     else:
         angles, k, overlap, base, inter, comm, nc3_value, max_sine = (
             np.array([]), min(C - 1, d), nan, nan, 0, nan, nan, nan)

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ...errors import InputError, ShapeMismatchError
-from ...geometry import commutator_norm, overlap_baseline, principal_angles
-from .metrics import TOL_COMMUTATOR, TOL_SINE, centre_rows, etf_distance, nc2
+from ...geometry import commutator_norm, principal_angles
+from .metrics import TOL_COMMUTATOR, TOL_SINE, angle_summary, centre_rows, etf_distance, nc2
 
 __all__ = ["WeightOnlyCollapse", "weight_only", "weight_only_arrays"]
 
@@ -96,11 +96,7 @@ def weight_only_arrays(
         u, _, _ = np.linalg.svd(A, full_matrices=False)
         kk = min(k, u.shape[1])
         angles = principal_angles(vt[:kk].T, u[:, :kk])
-        overlap = float(np.mean(np.cos(angles) ** 2))
-        base = float(overlap_baseline(kk, kk, d))
-        sines = np.sin(angles)
-        max_sine = float(sines.max()) if sines.size else 0.0
-        inter = int(np.sum(sines <= tol_sine))
+        overlap, base, max_sine, inter = angle_summary(angles, kk, d, tol_sine)
         comm = float(commutator_norm(A @ A.T, Wc.T @ Wc))
         k = kk
     l2 = bool(A is not None and inter == k)
