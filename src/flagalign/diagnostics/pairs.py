@@ -40,22 +40,8 @@ PAIR_COLUMNS = (
     "seconds",
 )
 
-_NUMERIC = (
-    "k",
-    "overlap",
-    "baseline",
-    "overlap_ratio",
-    "angle_min_deg",
-    "angle_median_deg",
-    "angle_max_deg",
-    "intersection_dim",
-    "lost_dims",
-    "commutator",
-    "imbalance",
-    "imbalance_diag",
-    "imbalance_offdiag",
-    "imbalance_abs",
-)
+#: Columns that hold measured numbers (NaN when a pair cannot be measured).
+_NUMERIC = PAIR_COLUMNS[PAIR_COLUMNS.index("k") : PAIR_COLUMNS.index("imbalance_abs") + 1]
 
 
 def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:

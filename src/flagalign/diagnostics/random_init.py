@@ -30,6 +30,20 @@ def _draw(name: str, shape: tuple[int, int], seed: int) -> np.ndarray:
     return rng.uniform(-bound, bound, size=shape)
 
 
+def _attention_matrices(network: Network):
+    """(name, which, (out, in)) of every distinct q/k/v/o matrix of the network's attention."""
+    seen = set()
+    for attn in network.attention:
+        for which in ("q", "k", "v", "o"):
+            name = getattr(attn, which)
+            if name in seen:
+                continue
+            seen.add(name)
+            info = network.matrices.get(name)
+            shape = tuple(info.shape) if info is not None else network.matrix(name).shape
+            yield name, which, (int(shape[0]), int(shape[1]))
+
+
 def random_init(network: Network, seed: int = 0) -> Network:
     """A Network with the attention matrices of ``network`` re-drawn at random (eq. (47)).
 
@@ -47,16 +61,11 @@ def random_init(network: Network, seed: int = 0) -> Network:
         ``name = "<name> [random-init seed=S]"``, same ``attention`` list, lazily generated
         float64 matrices under the same names.
     """
-    infos: dict[str, MatrixInfo] = {}
-    for attn in network.attention:
-        for which in ("q", "k", "v", "o"):
-            name = getattr(attn, which)
-            if name in infos:
-                continue
-            info = network.matrices.get(name)
-            shape = tuple(info.shape) if info is not None else network.matrix(name).shape
-            infos[name] = MatrixInfo(name, (int(shape[0]), int(shape[1])), "float64",
-                                     which, f"random-init of {name}", False, INIT_DESCRIPTION)
+    infos = {
+        name: MatrixInfo(name, shape, "float64", which, f"random-init of {name}", False,
+                         INIT_DESCRIPTION)
+        for name, which, shape in _attention_matrices(network)
+    }
     loaders = {n: (lambda n=n, s=i.shape: _draw(n, s, seed)) for n, i in infos.items()}
     return Network(
         name=f"{network.name} [random-init seed={seed}]",
@@ -88,19 +97,13 @@ def mixed_heads(network: Network, seed: int = 0) -> Network:
     """
     infos: dict[str, MatrixInfo] = {}
     loaders = {}
-    for attn in network.attention:
-        for which in ("q", "k", "v", "o"):
-            name = getattr(attn, which)
-            if name in infos:
-                continue
-            info = network.matrices.get(name)
-            shape = tuple(info.shape) if info is not None else network.matrix(name).shape
-            infos[name] = MatrixInfo(name, (int(shape[0]), int(shape[1])), "float64", which,
-                                     f"mixed-heads of {name}", True, "head blocks re-cut")
-            if which == "o":
-                loaders[name] = lambda n=name, s=shape: network.matrix(n) @ _haar(s[1], seed, n).T
-            else:
-                loaders[name] = lambda n=name, s=shape: _haar(s[0], seed, n) @ network.matrix(n)
+    for name, which, shape in _attention_matrices(network):
+        infos[name] = MatrixInfo(name, shape, "float64", which, f"mixed-heads of {name}", True,
+                                 "head blocks re-cut")
+        if which == "o":
+            loaders[name] = lambda n=name, s=shape: network.matrix(n) @ _haar(s[1], seed, n).T
+        else:
+            loaders[name] = lambda n=name, s=shape: _haar(s[0], seed, n) @ network.matrix(n)
     return Network(
         name=f"{network.name} [mixed-heads seed={seed}]",
         architecture=network.architecture,
