@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ..geometry.pair import lost_dims_at
+
 __all__ = ["measure_pair", "commutator_factored"]
 
 
@@ -77,13 +79,18 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
         return 0
     if s_next0 == 0.0:
         return r
+    # W'Q formed from M = W'W carries M's rounding (≈ γ_n·σ₁(W')·σ₁(W)) amplified by
+    # 1/σ_r(W): trust it only when that stays 100× below the threshold rtol_n·σ₁(W').
+    smin = float(getattr(left, "smin", 0.0) or 0.0)
+    cond = float(left.s[0]) / smin if smin > 0 else np.inf
+    m_route_ok = 4.0 * max(n, i) * np.finfo(float).eps * cond <= 0.01 * rtol_n
     if r == n:
         rn = rank_next if rank_next is not None else _rank_of(right, Wn.shape, rtol_n)
         if rn is None:  # e.g. a randomized reader: σ(W'Q) = σ(W') for square orthogonal Q
             sv = sla.svdvals(Wn, check_finite=False)
             rn = int(np.count_nonzero(sv > rtol_n * sv[0]))
         return r - rn
-    if getattr(left, "col_map", None) is not None:
+    if getattr(left, "col_map", None) is not None and m_route_ok:
         # W'Q_r = (W'W)·V_r Σ_r⁻¹ (see gramfactors.tall_svd_factors)
         x = (m if m is not None else Wn @ W) @ left.col_map
         tau = rtol_n * s_next0
@@ -91,7 +98,7 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
         if got is not None:
             return r - got
         return int(r - np.count_nonzero(sla.svdvals(x, check_finite=False) > tau))
-    if r != i:
+    if r != i or not m_route_ok:
         return None
     if m is None:
         m = Wn @ W
@@ -113,13 +120,9 @@ def _lost_dims(W, Wn, left, right, rtol_w: float, rtol_n: float, m=None,
         got = _lost_dims_one_sided(W, Wn, left, right, rtol_n, m, rank_next)
         if got is not None:
             return int(got)
-        from ..geometry import lost_dims
-
-        return int(lost_dims(W, Wn))
+        return lost_dims_at(W, Wn, rtol_w, rtol_n)
     if left.s.size < min(W.shape):
-        from ..geometry import lost_dims
-
-        return int(lost_dims(W, Wn))
+        return lost_dims_at(W, Wn, rtol_w, rtol_n)
     s = left.s
     if s.size == 0 or s[0] == 0.0:
         return 0

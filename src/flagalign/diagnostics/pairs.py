@@ -143,7 +143,12 @@ def pair_row(pair, depth, W, W_next, left, right, *, k, tol, method, bias=None,
     )
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64))
     imb = pa.imbalance
-    denom = imb.full / imb.relative if imb.relative and np.isfinite(imb.relative) else math.nan
+    # relative norms share eq. (11)'s denominator ‖W̃W̃ᵀ‖ + ‖W'ᵀW'‖ = full / relative; a perfectly
+    # balanced pair (D = 0) has diag = offdiag = 0 exactly
+    if imb.full == 0.0:
+        denom = math.inf
+    else:
+        denom = imb.full / imb.relative if imb.relative and np.isfinite(imb.relative) else math.nan
     row = {
         "pair": pair.name,
         "kind": pair.kind,
@@ -162,8 +167,8 @@ def pair_row(pair, depth, W, W_next, left, right, *, k, tol, method, bias=None,
         "lost_dims": int(pa.lost_dims),
         "commutator": float(pa.commutator),
         "imbalance": float(imb.relative),
-        "imbalance_diag": float(imb.diag / denom) if denom and np.isfinite(denom) else math.nan,
-        "imbalance_offdiag": float(imb.offdiag / denom) if denom and np.isfinite(denom) else math.nan,
+        "imbalance_diag": float(imb.diag / denom) if denom and not math.isnan(denom) else math.nan,
+        "imbalance_offdiag": float(imb.offdiag / denom) if denom and not math.isnan(denom) else math.nan,
         "imbalance_abs": float(imb.full),
         "method": str(pa.method) if getattr(pa, "method", None) else method,
         "status": status,

@@ -48,15 +48,22 @@ def lost_dims(W, W_next, tol: float | None = None) -> int:
 
 def _lost_dims(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str, tol: float | None) -> int:
     """eq. (12) on float64 arrays, with the rank tolerances of their *stored* dtypes (eq. (3))."""
-    q = orthonormal_basis(w, name="W", rtol=rank_rtol(w.shape, wdt))
+    rtol_n = rank_rtol(wn.shape, ndt) if tol is None else tol
+    return lost_dims_at(w, wn, rank_rtol(w.shape, wdt), rtol_n)
+
+
+def lost_dims_at(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float) -> int:
+    """eq. (12) on float64 arrays at explicit relative rank tolerances: r − rank(W_next Q) with Q
+    an orthonormal basis (SVD) of col W at ``rtol_w`` and σ(W_next Q) counted above
+    ``rtol_n``·σ₁(W_next)."""
+    q = orthonormal_basis(w, name="W", rtol=rtol_w)
     if q.shape[1] == 0:
         return 0
     s_next = sla.svdvals(wn)
     if s_next.size == 0 or s_next[0] == 0.0:
         return q.shape[1]
-    rtol = rank_rtol(wn.shape, ndt) if tol is None else tol
     s = sla.svdvals(wn @ q)
-    return int(q.shape[1] - np.count_nonzero(s > rtol * s_next[0]))
+    return int(q.shape[1] - np.count_nonzero(s > rtol_n * s_next[0]))
 
 
 @dataclass(frozen=True)
@@ -177,9 +184,12 @@ def pair_alignment(
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
-    """Numerical rank (eq. (3)) — from the given factors when they cover it, else min(shape)."""
+    """Numerical rank (eq. (3)): from the given factors when they reveal it (a truncated spectrum
+    that already drops below the tolerance), else from the singular values of ``a``."""
+    rtol = rank_rtol(a.shape, dtype)
     if factors is not None and factors.s.size and factors.s[0] > 0:
-        r = int(np.count_nonzero(factors.s > rank_rtol(a.shape, dtype) * factors.s[0]))
-        if r < factors.s.size:
+        r = int(np.count_nonzero(factors.s > rtol * factors.s[0]))
+        if r < factors.s.size or factors.s.size == min(a.shape):
             return r
-    return min(a.shape)
+    s = sla.svdvals(a)
+    return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0

@@ -32,11 +32,15 @@ _log = logging.getLogger(__name__)
 
 
 def _clean(v):
-    """JSON-safe scalar: NaN/inf -> None, numpy scalars -> python."""
+    """JSON-safe value: NaN/inf -> None, numpy scalars -> python, containers recursively."""
     if v is None:
         return None
-    if isinstance(v, (bool, int)):
+    if isinstance(v, (bool, int, str)):
         return v
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -46,6 +50,20 @@ def _clean(v):
     if float(f).is_integer() and type(v).__name__.startswith("int"):
         return int(f)
     return f
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """Before a resumed run appends: cut a killed run's unfinished last line (it never completed,
+    so no record is lost), so the new lines start on a line of their own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        content = fh.read()
+        fh.truncate(content.rfind(b"\n") + 1)
 
 
 class JsonlLog:
@@ -72,6 +90,7 @@ class JsonlLog:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        _drop_partial_last_line(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")
         header = {"type": "meta", "schema": LOG_SCHEMA, "created": time.time()}
         header.update(meta or {})
