@@ -245,7 +245,7 @@ def analyze(
     t_start = time.perf_counter()
     if k is not None and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1):
         raise InputError(f"k must be a positive integer, got {k!r}")
-    if tol is not None and not (isinstance(tol, (int, float)) and 0 <= tol < 1):
+    if tol is not None and not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 <= tol < 1):
         raise InputError(f"tol must be a number in [0, 1), got {tol!r}")
     choose_method((1, 1), method)  # validates the name
     net = _load(source_or_network)

@@ -4,8 +4,12 @@ The module's ``state_dict()`` is read through the same architecture rules as a f
 names match a known family. Otherwise the data flow comes from ``torch.fx`` symbolic tracing:
 each Linear/Conv call is paired with the nearest Linear/Conv calls upstream of it (through
 activations, norms, pooling, reshapes, depthwise convs, additions); a path through an addition
-makes the pair ``residual``. Modules that do not trace fall back to the order of
-``named_modules()`` (the execution order of ``nn.Sequential``) with a warning.
+(``+``, ``torch.add``, ``Tensor.add``/``add_``) at which at least two summands carry upstream
+layers makes the pair ``residual`` (adding a parameter or constant does not). Modules that do
+not trace fall back to the order of ``named_modules()`` (the execution order of
+``nn.Sequential``) with a warning. A BatchNorm applied directly to a Linear/Conv output (its only
+user in the traced graph; the next module in the fallback order) is folded into it when
+``fold_norms``; any other BatchNorm is named in a warning.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from .sources.torch_file import tensors_to_source
 
 __all__ = ["load_module"]
 
-_ADD = {"add", "iadd", "__add__", "__iadd__"}
+_ADD = {"add", "add_", "iadd", "__add__", "__iadd__"}
 
 
 def _param_modules(module):
@@ -32,8 +36,30 @@ def _param_modules(module):
     return out
 
 
-def _traced_pairs(module, mods):
-    """[(upstream, downstream, through_add)] from torch.fx, or None if the module does not trace."""
+def _batchnorms(module) -> dict:
+    import torch.nn as nn
+
+    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    return {n: m for n, m in module.named_modules() if n and isinstance(m, kinds)}
+
+
+def _out_size(m) -> int:
+    return m.out_features if hasattr(m, "out_features") else m.out_channels
+
+
+def _bn_in_order(module, mods, bns) -> dict:
+    """{layer: BatchNorm} where the BatchNorm is the next leaf module after the layer."""
+    leaves = [n for n, m in module.named_modules() if not any(True for _ in m.children())]
+    out = {}
+    for a, c in zip(leaves, leaves[1:]):
+        if a in mods and c in bns and bns[c].num_features == _out_size(mods[a]):
+            out[a] = c
+    return out
+
+
+def _traced_pairs(module, mods, bns):
+    """([(upstream, downstream, through_add)], {layer: BatchNorm applied to its output}) from
+    torch.fx, or None if the module does not trace."""
     import torch.fx as fx
 
     try:
@@ -42,10 +68,22 @@ def _traced_pairs(module, mods):
         return None
     ups: dict = {}
     pairs = []
+    bn_after: dict = {}
     for node in gm.graph.nodes:
+        if node.op == "call_module" and node.target in mods:
+            users = list(node.users)
+            bn = (
+                users[0].target
+                if len(users) == 1 and users[0].op == "call_module" and users[0].target in bns
+                else None
+            )
+            # a layer called twice with different followers gets no BatchNorm
+            bn_after[node.target] = bn if bn_after.get(node.target, bn) == bn else None
         src = set()
-        through_add = node.op == "call_function" and getattr(node.target, "__name__", "") in _ADD
-        through_add |= node.op == "call_method" and node.target in _ADD
+        is_add = node.op == "call_function" and getattr(node.target, "__name__", "") in _ADD
+        is_add |= node.op == "call_method" and node.target in _ADD
+        # a residual join: at least two summands carry upstream layers (not x + bias/constant)
+        through_add = is_add and sum(1 for a in node.all_input_nodes if ups.get(a)) >= 2
         for a in node.all_input_nodes:
             for up, res in ups.get(a, set()):
                 src.add((up, res or through_add))
@@ -55,7 +93,7 @@ def _traced_pairs(module, mods):
             ups[node] = {(node.target, False)}
         else:
             ups[node] = src
-    return pairs
+    return pairs, {k: v for k, v in bn_after.items() if v is not None}
 
 
 def load_module(
@@ -80,21 +118,34 @@ def load_module(
             src, name=name, fold_norms=fold_norms, architecture=arch, heads=heads, kv_heads=kv_heads
         )
     mods = _param_modules(module)
-    traced = _traced_pairs(module, mods)
-    from .architectures.convlayers import add_conv
+    bns = _batchnorms(module)
+    traced = _traced_pairs(module, mods, bns)
+    from .architectures.convlayers import add_conv, bn_scale_shift
 
     b = GraphBuilder(name, "traced" if traced is not None else "sequential", src.path, fold_norms)
-    names = {}
-    for n, m in mods.items():
+    bn_after = traced[1] if traced is not None else _bn_in_order(module, mods, bns)
+    names, folded = {}, set()
+    for n in mods:
         key = f"{n}.weight" if n else "weight"
         bias = f"{n}.bias" if n else "bias"
-        names[n] = add_conv(b, src, key, bias_key=bias, name=key)
+        bn = bn_after.get(n)
+        eps = float(bns[bn].eps) if bn else 1e-5
+        names[n] = add_conv(b, src, key, bias_key=bias, name=key, bn=bn, eps=eps)
+        if bn and fold_norms and bn_scale_shift(src, bn, eps) is not None:
+            folded.add(bn)
+    if fold_norms and set(bns) - folded:
+        b.warnings.append(
+            "BatchNorm not folded (not applied directly to a Linear/Conv output, or no affine/running "
+            "statistics): " + ", ".join(sorted(set(bns) - folded))
+        )
     if traced is None:
         b.warnings.append(
             "torch.fx could not trace the module: paired Linear/Conv layers in named_modules() order"
         )
         order = list(mods)
         traced = [(a, c, False) for a, c in zip(order, order[1:])]
+    else:
+        traced = traced[0]
     for up, down, res in traced:
         conv = mods[up].weight.dim() > 2 and mods[down].weight.dim() > 2
         kind = "residual" if res else ("conv" if conv else "sequential")

@@ -1,8 +1,12 @@
 """Architecture rules, one module per family, and their detection (docs/formats.md).
 
 Detection order: an explicit ``architecture=``; GGUF ``general.architecture``; HF config.json
-``model_type``; then characteristic tensor names. Families: ``bert``, ``gpt2``, ``llama``,
-``resnet``, ``mobilenetv2``, ``efficientnet``, ``sequential``, ``generic``.
+``model_type``; then characteristic tensor names. A family named by metadata (GGUF
+``general.architecture``, config.json ``model_type``) is accepted only when its characteristic
+tensor names occur in the source, else detection falls through to the names; a forced
+``architecture=`` whose names occur nowhere is an :class:`~flagalign.errors.InputError`.
+Families: ``bert``, ``gpt2``, ``llama``, ``resnet``, ``mobilenetv2``, ``efficientnet``,
+``sequential``, ``generic``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from ..graph import GraphBuilder
 from ..network import Network
 from ..sources.base import TensorSource
 
-__all__ = ["FAMILIES", "detect_architecture", "build_network"]
+__all__ = ["FAMILIES", "detect_architecture", "build_network", "matches_family"]
 
 FAMILIES = ("bert", "gpt2", "llama", "resnet", "mobilenetv2", "efficientnet", "sequential", "generic")
 
@@ -27,7 +31,22 @@ _PATTERNS = (
     ("mobilenetv2", re.compile(r"(^|\.)features\.\d+\.conv\.\d+\.weight$")),
     ("efficientnet", re.compile(r"(^|\.)_blocks\.\d+\._project_conv\.weight$")),
 )
+# One example key per family with required names (for error messages).
+_EXAMPLES = {
+    "bert": "encoder.layer.0.attention.self.query.weight",
+    "gpt2": "h.0.attn.c_attn.weight",
+    "llama": "layers.0.self_attn.q_proj.weight or blk.0.attn_q.weight",
+    "resnet": "layer1.0.conv1.weight",
+    "mobilenetv2": "features.2.conv.2.weight",
+    "efficientnet": "_blocks.0._project_conv.weight",
+}
 _MODEL_TYPES = {"bert": "bert", "gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}
+
+
+def matches_family(src: TensorSource, fam: str) -> bool:
+    """True when some key of ``src`` has the characteristic name of family ``fam``."""
+    pats = [pat for f, pat in _PATTERNS if f == fam]
+    return any(pat.search(k) for pat in pats for k in src.entries)
 
 
 def detect_architecture(src: TensorSource) -> str:
@@ -36,9 +55,11 @@ def detect_architecture(src: TensorSource) -> str:
 
     cfg = src.config
     if src.format == "gguf":
-        return "llama" if cfg.get("general.architecture") in ("llama", "mistral", "qwen2") else "generic"
+        if cfg.get("general.architecture") in ("llama", "mistral", "qwen2") and matches_family(src, "llama"):
+            return "llama"
+        return "generic"
     mt = _MODEL_TYPES.get(str(cfg.get("model_type", "")).lower())
-    if mt:
+    if mt and matches_family(src, mt):
         return mt
     for fam, pat in _PATTERNS:
         if any(pat.search(k) for k in src.entries):
@@ -59,6 +80,11 @@ def build_network(
     arch = architecture or detect_architecture(src)
     if arch not in FAMILIES:
         raise InputError(f"architecture={arch!r} is unknown; use one of {', '.join(FAMILIES)}")
+    if arch in _EXAMPLES and not matches_family(src, arch):
+        raise InputError(
+            f"{src.path}: architecture={arch!r} does not match the tensor names (no key like "
+            f"{_EXAMPLES[arch]}); omit architecture= to detect the family, or name the right one"
+        )
     b = GraphBuilder(name, arch, src.path, fold_norms)
     cfg = src.config
     if arch == "bert":

@@ -4,7 +4,10 @@
   state dict, e.g. ``layers.0.weight``, ``layers.1.weight``): the layers are taken in numeric
   order of i (2 before 10), which is the data-flow order of ``nn.Sequential``; consecutive
   Linear layers pair as ``sequential`` (conv layers as ``conv``) when the first's output size
-  equals the second's input size. Biases ``<prefix>.<i>.bias`` are attached.
+  equals the second's input size. Biases ``<prefix>.<i>.bias`` are attached. A BatchNorm
+  ``<prefix>.<i+1>`` (it has ``running_var``) right after layer i is folded into it when
+  ``fold_norms`` (the ``nn.Sequential(conv, bn, ...)`` layout); any other BatchNorm is named in a
+  warning.
 * ``generic``: anything else with 2-D (or conv) weights: natural order of the names, the same
   chaining test, and a warning that lists what was paired and what was not: a guess is never
   silent.
@@ -16,7 +19,7 @@ import re
 
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource, natural_key
-from .convlayers import add_conv
+from .convlayers import add_conv, bn_scale_shift
 
 __all__ = ["build_generic", "is_sequential"]
 
@@ -46,15 +49,37 @@ def _bias_key(key: str) -> str | None:
     return None
 
 
+def _next_bn(src: TensorSource, key: str) -> str | None:
+    """``<prefix>.<i+1>`` when it is a BatchNorm over the outputs of ``<prefix>.<i>.weight``."""
+    m = _SEQ.match(key)
+    if not m:
+        return None
+    bn = f"{m.group(1)}{int(m.group(2)) + 1}"
+    rv = f"{bn}.running_var"
+    return bn if rv in src and src.shape(rv) == (src.shape(key)[0],) else None
+
+
 def build_generic(b: GraphBuilder, src: TensorSource, sequential: bool) -> None:
     names = []
+    folded = set()
     for k in _weights(src):
         shp = src.shape(k)
         if len(shp) > 2 and shp[1] == 1 and shp[0] > 1:
             b.skip(k, "depthwise conv (C,1,kh,kw): per-channel, not paired by the generic rule")
             continue
-        names.append((k, *add_conv(b, src, k, bias_key=_bias_key(k))))
+        bn = _next_bn(src, k)
+        names.append((k, *add_conv(b, src, k, bias_key=_bias_key(k), bn=bn)))
+        if bn and b.fold_norms and bn_scale_shift(src, bn) is not None:
+            folded.add(bn)
+    bns = {k[: -len(".running_var")] for k in src.entries if k.endswith(".running_var")}
+    if b.fold_norms and bns - folded:
+        b.warnings.append(
+            "BatchNorm not folded (no Linear/Conv right before it in the layer order, or no "
+            "affine/running statistics): " + ", ".join(sorted(bns - folded, key=natural_key))
+        )
     for k, e in src.entries.items():
+        if k.rpartition(".")[0] in folded:
+            continue  # a folded BatchNorm's tensors: used, see the layer's note
         if len(e.shape) < 2 and not k.endswith(".bias") and e.is_float:
             b.skip(k, f"{len(e.shape)}-D tensor (norm/scale/buffer): not a matrix")
         elif not e.is_float:

@@ -10,7 +10,10 @@ GGUF (llama.cpp) specifics, docs/formats.md "GGUF":
 * llama.cpp's converter permutes the rows of Q and K for its rotary-embedding layout: within each
   head the rows (r0..r_{d/2-1} | r_{d/2}..r_{d-1}) are interleaved to (r0, r_{d/2}, r1, ...)
   (``permute`` in convert_hf_to_gguf.py: reshape(n_head, 2, d/2, ·).swapaxes(1, 2)). We undo it
-  (reshape(n_head, d/2, 2, ·).swapaxes(1, 2)), so row slices are the true HF heads;
+  (reshape(n_head, d/2, 2, ·).swapaxes(1, 2)), so row slices are the true HF heads. Only
+  ``LlamaModel`` permutes (``general.architecture == "llama"``; Q/K biases too): ``qwen2`` files
+  store Q/K as in HF and are read unchanged;
+* ``blk.N.attn_{q,k,v,output}.bias`` (Qwen2's q/k/v biases) are attached when present;
 * every shape is checked against ``llama.embedding_length``, ``feed_forward_length`` and the head
   counts; a mismatch is a :class:`~flagalign.errors.CorruptFileError`.
 """
@@ -18,13 +21,14 @@ GGUF (llama.cpp) specifics, docs/formats.md "GGUF":
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
 from ...errors import CorruptFileError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
-from .transformer import Block, add_listed, build_transformer, mat, norm
+from .transformer import Block, Mat, add_listed, build_transformer, mat, norm
 
 __all__ = ["build_llama_hf", "build_llama_gguf", "unpermute_rotary"]
 
@@ -64,9 +68,9 @@ def build_llama_hf(
                 k=mat(src, f"{a}.k_proj.weight", bias_key=f"{a}.k_proj.bias"),
                 v=mat(src, f"{a}.v_proj.weight", bias_key=f"{a}.v_proj.bias"),
                 o=mat(src, f"{a}.o_proj.weight", bias_key=f"{a}.o_proj.bias"),
-                gate=mat(src, f"{m}.gate_proj.weight"),
-                up=mat(src, f"{m}.up_proj.weight"),
-                down=mat(src, f"{m}.down_proj.weight"),
+                gate=mat(src, f"{m}.gate_proj.weight", bias_key=f"{m}.gate_proj.bias"),
+                up=mat(src, f"{m}.up_proj.weight", bias_key=f"{m}.up_proj.bias"),
+                down=mat(src, f"{m}.down_proj.weight", bias_key=f"{m}.down_proj.bias"),
                 attn_norm=norm(src, f"{L}.input_layernorm.weight"),
                 mlp_norm=norm(src, f"{L}.post_attention_layernorm.weight"),
             )
@@ -83,6 +87,23 @@ def build_llama_hf(
         add_listed(b, mat(src, "lm_head.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
     else:
         b.skip("lm_head", "tied to the token embedding; not stored separately")
+
+
+def _gguf_qk(src: TensorSource, base: str, n_head: int | None) -> Mat:
+    """Q or K (``base`` = ``blk.N.attn_q``/``attn_k``) with its bias; rotary permutation undone
+    (rows and bias alike, as the converter permutes both) when ``n_head`` is given."""
+    if n_head is None:
+        return mat(src, f"{base}.weight", bias_key=f"{base}.bias")
+    m = mat(
+        src,
+        f"{base}.weight",
+        bias_key=f"{base}.bias",
+        transform=lambda w: unpermute_rotary(w, n_head),
+        note="llama.cpp rotary row permutation undone",
+    )
+    if m.bias is not None:
+        m = replace(m, bias=lambda f=m.bias: unpermute_rotary(f(), n_head))
+    return m
 
 
 def build_llama_gguf(b: GraphBuilder, src: TensorSource, cfg: dict) -> None:
@@ -115,32 +136,23 @@ def build_llama_gguf(b: GraphBuilder, src: TensorSource, cfg: dict) -> None:
                 raise CorruptFileError(
                     f"{src.path}: tensor {key} is {got}, metadata implies {shp}; the GGUF file is inconsistent"
                 )
+    permuted = arch == "llama"  # only llama.cpp's LlamaModel permutes Q/K (not Qwen2Model)
     blocks = []
     for n in layers:
         L = f"blk.{n}"
-        q = mat(
-            src,
-            f"{L}.attn_q.weight",
-            transform=lambda w: unpermute_rotary(w, heads),
-            note="llama.cpp rotary row permutation undone",
-        )
-        k = mat(
-            src,
-            f"{L}.attn_k.weight",
-            transform=lambda w: unpermute_rotary(w, kv_heads),
-            note="llama.cpp rotary row permutation undone",
-        )
+        q = _gguf_qk(src, f"{L}.attn_q", heads if permuted else None)
+        k = _gguf_qk(src, f"{L}.attn_k", kv_heads if permuted else None)
         blocks.append(
             Block(
                 n,
                 L,
                 q=q,
                 k=k,
-                v=mat(src, f"{L}.attn_v.weight"),
-                o=mat(src, f"{L}.attn_output.weight"),
-                gate=mat(src, f"{L}.ffn_gate.weight"),
-                up=mat(src, f"{L}.ffn_up.weight"),
-                down=mat(src, f"{L}.ffn_down.weight"),
+                v=mat(src, f"{L}.attn_v.weight", bias_key=f"{L}.attn_v.bias"),
+                o=mat(src, f"{L}.attn_output.weight", bias_key=f"{L}.attn_output.bias"),
+                gate=mat(src, f"{L}.ffn_gate.weight", bias_key=f"{L}.ffn_gate.bias"),
+                up=mat(src, f"{L}.ffn_up.weight", bias_key=f"{L}.ffn_up.bias"),
+                down=mat(src, f"{L}.ffn_down.weight", bias_key=f"{L}.ffn_down.bias"),
                 attn_norm=norm(src, f"{L}.attn_norm.weight"),
                 mlp_norm=norm(src, f"{L}.ffn_norm.weight"),
             )

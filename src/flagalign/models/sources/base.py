@@ -20,14 +20,21 @@ FLOAT_DTYPES = {"float64", "float32", "float16", "bfloat16"}
 
 @dataclass(frozen=True)
 class TensorEntry:
-    """Metadata of one stored tensor: numpy-order ``shape`` and storage ``dtype`` name."""
+    """Metadata of one stored tensor: numpy-order ``shape`` and storage ``dtype`` name.
+
+    ``floating`` is set by sources that know it exactly (GGUF: every GGML type but I8/I16/I32/I64
+    is a float or a block-quantized float); when None it is inferred from the dtype name.
+    """
 
     key: str
     shape: tuple[int, ...]
     dtype: str
+    floating: bool | None = None
 
     @property
     def is_float(self) -> bool:
+        if self.floating is not None:
+            return self.floating
         return self.dtype in FLOAT_DTYPES or self.dtype.startswith(("q", "iq", "f"))
 
 

@@ -23,6 +23,11 @@ from .base import TensorEntry, TensorSource
 
 __all__ = ["open_gguf"]
 
+# Plain GGML float types get the dtype names of the other sources (so input_eps knows them);
+# block-quantized types keep their lower-case GGML name (q4_1, q8_0, tq1_0, mxfp4, ...).
+_FLOAT_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+_INT_TYPES = ("I8", "I16", "I32", "I64")
+
 # GGUF value types: 0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32, 7 bool, 8 string, 9 array,
 # 10 u64, 11 i64, 12 f64
 _SCALAR = {
@@ -140,7 +145,8 @@ def open_gguf(path: str) -> TensorSource:
                 f"{path}: truncated: tensor {name!r} ends past the end of the file; re-download it"
             )
         shape = tuple(int(d) for d in reversed(dims))
-        entries[name] = TensorEntry(name, shape, qt.name.lower())
+        dtype = _FLOAT_NAMES.get(qt.name, qt.name.lower())
+        entries[name] = TensorEntry(name, shape, dtype, floating=qt.name not in _INT_TYPES)
         where[name] = (start + off, nbytes, qt, shape)
     if not entries:
         raise CorruptFileError(f"{path}: GGUF file holds no tensors; nothing to analyse")

@@ -34,6 +34,22 @@ _DTYPES = {
 _CHUNK = 1 << 24  # bytes read at a time
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _valid_entry(code, shape, b, e) -> bool:
+    """A header entry is usable: dtype a string, integer dims >= 0, integer offsets 0 <= b <= e."""
+    return (
+        isinstance(code, str)
+        and shape is not None
+        and all(_is_int(d) and d >= 0 for d in shape)
+        and _is_int(b)
+        and _is_int(e)
+        and 0 <= b <= e
+    )
+
+
 def _header(path: str) -> tuple[dict, int]:
     size = os.path.getsize(path)
     if size < 8:
@@ -65,11 +81,13 @@ def _entries(path: str) -> tuple[dict[str, TensorEntry], dict[str, tuple], dict]
     entries, where = {}, {}
     for key, h in header.items():
         try:
-            code, shape, (b, e) = h["dtype"], tuple(int(s) for s in h["shape"]), h["data_offsets"]
+            code, shape, (b, e) = h["dtype"], tuple(h["shape"]), h["data_offsets"]
         except (KeyError, TypeError, ValueError):
+            code = shape = b = e = None
+        if not _valid_entry(code, shape, b, e):
             raise CorruptFileError(
-                f"{path}: malformed header entry for tensor {key!r}; the file is corrupt"
-            ) from None
+                f"{path}: malformed header entry for tensor {key!r} (dtype, shape or data_offsets); the file is corrupt"
+            )
         name, np_dtype = _DTYPES.get(code, (code.lower(), None))
         if start + e > size:
             raise CorruptFileError(
