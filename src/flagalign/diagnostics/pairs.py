@@ -44,15 +44,22 @@ PAIR_COLUMNS = (
 _NUMERIC = PAIR_COLUMNS[PAIR_COLUMNS.index("k") : PAIR_COLUMNS.index("imbalance_abs") + 1]
 
 
-def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
-    """A row with every measurement NaN and ``status`` saying why."""
-    row = {
+def _identity(pair, depth: int) -> dict:
+    """The columns that name a pair (the same whether or not it could be measured)."""
+    return {
         "pair": pair.name,
         "kind": pair.kind,
         "left": pair.left,
         "right": pair.right,
         "dim": int(pair.dim),
         "depth": int(depth),
+    }
+
+
+def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
+    """A row with every measurement NaN and ``status`` saying why."""
+    row = {
+        **_identity(pair, depth),
         "method": method,
         "status": status,
         "seconds": float(seconds),
@@ -150,12 +157,7 @@ def pair_row(pair, depth, W, W_next, left, right, *, k, tol, method, bias=None,
     else:
         denom = imb.full / imb.relative if imb.relative and np.isfinite(imb.relative) else math.nan
     row = {
-        "pair": pair.name,
-        "kind": pair.kind,
-        "left": pair.left,
-        "right": pair.right,
-        "dim": int(pair.dim),
-        "depth": int(depth),
+        **_identity(pair, depth),
         "k": int(pa.k),
         "overlap": float(pa.overlap),
         "baseline": float(pa.baseline),

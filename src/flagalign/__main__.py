@@ -1,0 +1,7 @@
+"""``python -m flagalign`` runs the command line (same as the ``flagalign`` script)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
