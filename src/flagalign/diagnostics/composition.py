@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..geometry.random import haar_orthogonal
 from ..models.network import AttentionLayer, Network
 from .heads_bases import as_network, blas_threads, head_slices
 
@@ -201,9 +202,7 @@ def composition(network: Network, kind: str = "q", layers=None, *, max_bytes: in
 
 def _haar(n: int, seed: int, layer: int) -> np.ndarray:
     """Haar-random n×n orthogonal matrix (QR of a Gaussian with sign-fixed R diagonal)."""
-    g = np.random.default_rng([seed, 7919, layer]).standard_normal((n, n))
-    q, r = np.linalg.qr(g)
-    return q * np.sign(np.diag(r))
+    return haar_orthogonal(n, np.random.default_rng([seed, 7919, layer]))
 
 
 def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, quiet):

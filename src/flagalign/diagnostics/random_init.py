@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 
+from ..geometry.random import haar_orthogonal
 from ..models.network import MatrixInfo, Network
 
 __all__ = ["random_init", "mixed_heads", "INIT_DESCRIPTION"]
@@ -80,9 +81,7 @@ def random_init(network: Network, seed: int = 0) -> Network:
 
 
 def _haar(n: int, seed: int, name: str) -> np.ndarray:
-    g = np.random.default_rng([int(seed), 104729, zlib.crc32(name.encode("utf-8"))])
-    q, r = np.linalg.qr(g.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
+    return haar_orthogonal(n, np.random.default_rng([int(seed), 104729, zlib.crc32(name.encode("utf-8"))]))
 
 
 def mixed_heads(network: Network, seed: int = 0) -> Network:
