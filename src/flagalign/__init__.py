@@ -3,6 +3,8 @@
 The public API is re-exported here; see docs/theory.md for every definition.
 """
 
+import sys as _sys
+
 from ._version import SCHEMA_VERSION, __version__
 from .errors import (
     CorruptFileError,
@@ -35,9 +37,14 @@ from .geometry import (
 )
 from .models import AttentionLayer, MatrixInfo, Network, Pair, load
 from .diagnostics import Analysis, analyze
-from .diagnostics.composition import Composition, composition
-from .diagnostics.heads import HeadOverlap, head_overlap
-from . import collapse  # Neural Collapse & Level-1/2/3 hierarchy (docs/theory.md §3)
+from .diagnostics import collapse
+from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
+from .report import heads_figures as _heads_figures  # noqa: F401 - installs the heads PNG writers
+
+# `flagalign.collapse` *is* the package flagalign.diagnostics.collapse (Neural Collapse and the
+# Level-1/2/3 hierarchy, docs/theory.md §3): one module object under its documented short name,
+# so `import flagalign.collapse` and `from flagalign.collapse import metrics` work.
+_sys.modules[__name__ + ".collapse"] = collapse
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -7,8 +7,8 @@ so ``report.html`` opens offline and can be mailed as one file.
 
 Adding a section (e.g. attention heads)
 ---------------------------------------
-In your module (for heads: ``flagalign/diagnostics/heads.py``, imported by ``analyze`` through
-its hook, so the section exists whenever heads results can)::
+In a module of ``report`` (for heads: ``flagalign/report/heads_section.py``) that
+:func:`render_html` imports, so the section exists whenever a report is rendered::
 
     from flagalign.report import Section, figure, register_section, table
 
@@ -60,6 +60,7 @@ def register_section(section: Section) -> Section:
 def render_html(analysis) -> str:
     """The whole report as one HTML string."""
     from . import sections as _builtin  # noqa: F401 - registers the built-in sections
+    from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
 
     parts = []
     for sec in sorted(SECTIONS.values(), key=lambda s: (s.order, s.key)):

@@ -113,7 +113,7 @@ def _record(model, data, step: int, loss: float):
     """One row: data-based CollapseReport, weight-only proxies (prefixed ``w_``), accuracy."""
     import torch
 
-    from ..collapse import metrics, weight_only_arrays
+    from ..diagnostics.collapse import metrics, weight_only_arrays
     from .training import features
 
     with torch.no_grad():
@@ -171,7 +171,7 @@ def _fmt(x) -> str:
 
 
 def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
-    from ..collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
+    from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
 
     final = {a: frame[frame.activation == a].iloc[-1] for a in ACTS}
     checks: list[dict] = []
@@ -247,7 +247,7 @@ def _figure(frame, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
+    from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
 
     panels = [
         ("NC1 (eq. 31)", [("nc1", "data")], TOL_NC1, True),
