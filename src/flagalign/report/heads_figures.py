@@ -106,10 +106,13 @@ def composition_figure(comp):
     fig = _figure((4.5, 4))
     ax = fig.subplots()
     im = ax.imshow(piv.to_numpy(), origin="lower", cmap="viridis")
+    ax.set_xticks(range(len(piv.columns)), [str(c) for c in piv.columns])
+    ax.set_yticks(range(len(piv.index)), [str(i) for i in piv.index])
     ax.set_xlabel("source layer")
     ax.set_ylabel("target layer")
     ax.set_title(f"{comp.network}: {comp.kind}-composition / baseline", fontsize=8)
     fig.colorbar(im, ax=ax)
+    fig.tight_layout()
     return fig
 
 
