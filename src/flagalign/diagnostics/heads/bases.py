@@ -17,6 +17,7 @@ import numpy as np
 from ..._arrays import input_eps
 from ...errors import InputError
 from ...geometry._basis import rank_from_singular_values
+from ...models.loader import load
 from ...models.network import AttentionLayer, Network
 
 __all__ = [
@@ -36,8 +37,6 @@ def as_network(source) -> Network:
     """``source`` itself if it is a :class:`Network`, else ``flagalign.load(source)``."""
     if isinstance(source, Network):
         return source
-    from ...models.loader import load
-
     return load(source)
 
 
