@@ -39,12 +39,23 @@ from .models import AttentionLayer, MatrixInfo, Network, Pair, load
 from .diagnostics import Analysis, analyze
 from .diagnostics import collapse
 from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
-from .report import heads_figures as _heads_figures  # noqa: F401 - installs the heads PNG writers
+from .diagnostics.heads import register_figure_writer as _register_heads_figure_writer
 
 # `flagalign.collapse` *is* the package flagalign.diagnostics.collapse (Neural Collapse and the
 # Level-1/2/3 hierarchy, docs/theory.md §3): one module object under its documented short name,
 # so `import flagalign.collapse` and `from flagalign.collapse import metrics` work.
 _sys.modules[__name__ + ".collapse"] = collapse
+
+
+def _save_heads_figures(result, out_dir, **options):
+    """``HeadOverlap.save`` / ``Composition.save`` figures: diagnostics never imports report, so
+    the package root (above both) wires them; deferred because report needs matplotlib (heavy)."""
+    from .report.heads_figures import save_figures
+
+    return save_figures(result, out_dir, **options)
+
+
+_register_heads_figure_writer(_save_heads_figures)
 
 __all__ = [
     "SCHEMA_VERSION",

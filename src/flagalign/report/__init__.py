@@ -7,8 +7,9 @@ so ``report.html`` opens offline and can be mailed as one file.
 
 Adding a section (e.g. attention heads)
 ---------------------------------------
-In a module of ``report`` (for heads: ``flagalign/report/heads_section.py``) that
-:func:`render_html` imports, so the section exists whenever a report is rendered::
+In a module of ``report`` (for heads: ``flagalign/report/heads_section.py``) imported with the
+built-in sections (:mod:`flagalign.report.sections`), so it exists whenever a report is
+rendered::
 
     from flagalign.report import Section, figure, register_section, table
 
@@ -60,7 +61,6 @@ def register_section(section: Section) -> Section:
 def render_html(analysis) -> str:
     """The whole report as one HTML string."""
     from . import sections as _builtin  # noqa: F401 - registers the built-in sections
-    from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
 
     parts = []
     for sec in sorted(SECTIONS.values(), key=lambda s: (s.order, s.key)):

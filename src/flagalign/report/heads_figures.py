@@ -1,10 +1,10 @@
 """Figures of the attention-heads analyses (:mod:`flagalign.diagnostics.heads`).
 
 Every figure is a :class:`matplotlib.figure.Figure` built directly (no pyplot state, no backend
-switch), so drawing works in any backend and leaves no global figure behind. On import this
-module installs :func:`save_overlap_figures` and :func:`save_composition_figure` as the writers
-behind ``HeadOverlap.save(figures=True)`` and ``Composition.save(figures=True)``
-(:mod:`flagalign.diagnostics.heads._figure_writers`).
+switch), so drawing works in any backend and leaves no global figure behind.
+:func:`save_figures` is what ``HeadOverlap.save(figures=True)`` and
+``Composition.save(figures=True)`` call (registered by ``flagalign/__init__.py``, see
+:mod:`flagalign.diagnostics.heads._figure_writers`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diagnostics.heads._figure_writers import register_figure_writer
+from ..diagnostics.heads import Composition
 
 __all__ = [
     "heatmaps_figure",
@@ -22,6 +22,7 @@ __all__ = [
     "composition_figure",
     "save_overlap_figures",
     "save_composition_figure",
+    "save_figures",
 ]
 
 
@@ -136,5 +137,9 @@ def save_composition_figure(comp, out_dir) -> list[Path]:
     return [_save(fig, Path(out_dir) / f"composition_{comp.kind}.png")]
 
 
-register_figure_writer("head_overlap", save_overlap_figures)
-register_figure_writer("composition", save_composition_figure)
+def save_figures(result, out_dir, **options) -> list[Path]:
+    """Write the figures of a ``HeadOverlap`` (:func:`save_overlap_figures`) or a
+    ``Composition`` (:func:`save_composition_figure`) into ``out_dir``."""
+    if isinstance(result, Composition):
+        return save_composition_figure(result, out_dir, **options)
+    return save_overlap_figures(result, out_dir, **options)

@@ -1,7 +1,7 @@
 """The report's "Attention heads" section (docs/theory.md, eqs. (40)–(47)).
 
-Registered with :func:`flagalign.report.register_section` on import (:func:`render_html` imports
-this module); it renders what the heads analysis hook
+Registered with :func:`flagalign.report.register_section` on import (:mod:`.sections`, the
+built-in sections, imports this module); it renders what the heads analysis hook
 (:func:`flagalign.diagnostics.heads.analysis_hook`) stored in ``analysis.extras`` and is left
 out when there is none. :func:`heads_section_html` can also be used on its own with any
 :class:`~flagalign.diagnostics.heads.HeadOverlap`.

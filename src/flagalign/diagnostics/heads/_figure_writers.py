@@ -1,9 +1,9 @@
-"""Where :meth:`HeadOverlap.save` and :meth:`Composition.save` find their figure writers.
+"""Where :meth:`HeadOverlap.save` and :meth:`Composition.save` find their figure writer.
 
-``diagnostics`` never imports ``report`` (dependencies point downward), yet ``save(figures=True)``
-writes PNGs. The figures are drawn in :mod:`flagalign.report.heads_figures`, which installs its
-writers here with :func:`register_figure_writer` when it is imported; ``flagalign/__init__.py``
-imports it, so the writers are present whenever any part of flagalign is.
+``diagnostics`` never imports ``report`` (report sits above it), yet ``save(figures=True)``
+writes PNGs. The figures are drawn by :func:`flagalign.report.heads_figures.save_figures`;
+``flagalign/__init__.py`` (above both) registers a function that imports it when first called,
+as it does for the HTML renderer of :class:`~flagalign.diagnostics.Analysis`.
 """
 
 from __future__ import annotations
@@ -15,23 +15,19 @@ from ...errors import FlagalignError
 
 __all__ = ["register_figure_writer", "write_figures"]
 
-#: ``kind -> writer(result, out_dir, **options) -> list[Path]``
-_WRITERS: dict[str, Callable[..., list[Path]]] = {}
+_WRITER: Callable[..., list[Path]] | None = None
 
 
-def register_figure_writer(kind: str, writer: Callable[..., list[Path]]) -> None:
-    """Install (or replace) the writer of ``kind``'s figures (``"head_overlap"``,
-    ``"composition"``)."""
-    _WRITERS[kind] = writer
+def register_figure_writer(writer: Callable[..., list[Path]]) -> None:
+    """Set ``writer(result, out_dir, **options) -> list[Path]``, which draws a
+    :class:`HeadOverlap`'s or a :class:`Composition`'s figures into ``out_dir``."""
+    global _WRITER
+    _WRITER = writer
 
 
-def write_figures(kind: str, result, out_dir: Path, **options) -> list[Path]:
-    """Write ``result``'s figures into ``out_dir`` with the installed writer; the written paths."""
-    try:
-        writer = _WRITERS[kind]
-    except KeyError:
-        raise FlagalignError(
-            f"no figure writer for {kind!r}: import flagalign.report.heads_figures first "
-            "(import flagalign does), or pass figures=False"
-        ) from None
-    return writer(result, out_dir, **options)
+def write_figures(result, out_dir: Path, **options) -> list[Path]:
+    """Write ``result``'s figures into ``out_dir`` with the registered writer; the written paths."""
+    if _WRITER is None:
+        raise FlagalignError("no figure writer registered: import flagalign (or pass "
+                             "figures=False)")
+    return _WRITER(result, out_dir, **options)

@@ -151,7 +151,7 @@ class Composition:
         self.layers.to_csv(p2, index=False)
         files = [p1, p2]
         if figures and not self.layers.empty:
-            files += write_figures("composition", self, out)
+            files += write_figures(self, out)
         return files
 
 

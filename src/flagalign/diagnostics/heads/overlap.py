@@ -117,7 +117,7 @@ class HeadOverlap:
             res.pairs().to_csv(q, index=False)
             files += [p, q]
         if figures:
-            files += write_figures("head_overlap", self, out, prefix=prefix)
+            files += write_figures(self, out, prefix=prefix)
         return files
 
 
