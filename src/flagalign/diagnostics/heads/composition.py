@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..._threads import blas_threads
 from ...errors import InputError
@@ -214,8 +213,11 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
     blocks.append(cur)
     rows, lrows, base = [], [], {}
     total = sum(len(atts) - 1 - blk[0] for blk in blocks)
+    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=total, desc=f"composition[{kind}]", file=sys.stderr, leave=False,
-               disable=quiet or not sys.stderr.isatty())
+               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
     for blk in blocks:
         srcs = {i: _source(network, atts[i]) for i in blk}
         nulls = {i: _Source(_rotation(atts[i], seed) @ srcs[i].Wo, srcs[i].Rv, srcs[i].norm)

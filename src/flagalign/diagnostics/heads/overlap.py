@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..._threads import blas_threads
 from ...errors import InputError
@@ -245,8 +244,11 @@ def head_overlap(
             )
         atts = [a for a in atts if a.layer in want]
     mats, shared, rows = {}, {}, []
+    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
+    from tqdm.auto import tqdm
+
     bar = tqdm(atts, desc=f"heads[{subspace}]", file=sys.stderr, leave=False,
-               disable=quiet or not sys.stderr.isatty())
+               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
     for attn in bar:
         with blas_threads(threads):
             bases = layer_head_bases(network, attn, subspace, k)
