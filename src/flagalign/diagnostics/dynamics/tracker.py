@@ -294,7 +294,11 @@ class AlignmentTracker:
         """
         preds = {p.name: self.prediction(p.name) for p in self.pairs}
         acts = {p.name: p.activation for p in self.pairs}
-        return rate_table(self.history, preds, acts, eps=self._eps(), start=start, stop=stop, tail=tail)
+        from .fit_table import RateTable  # a DataFrame with plot() and a notebook view
+
+        history = self.history
+        table = rate_table(history, preds, acts, eps=self._eps(), start=start, stop=stop, tail=tail)
+        return RateTable.of(table, history)
 
     def close(self) -> None:
         """Close the log (records already written are safe either way); with a ``.parquet``
