@@ -26,9 +26,17 @@ def register(subparsers) -> None:
     p.add_argument("b", help="second checkpoint (path or alias)")
     p.add_argument("--k", type=int, default=None, help="subspace dimension (default: eq. (14))")
     p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=_threads_arg, default=1,
                    help="BLAS threads (default 1, fastest for many factorizations)")
     p.set_defaults(func=run)
+
+
+def _threads_arg(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def run(args) -> int:
