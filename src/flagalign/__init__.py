@@ -15,6 +15,15 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
+from .geometry import (  # noqa: I001
+    Flag,
+    flag_distance,
+    flag_mean,
+    flag_median,
+    soft_relative_position,
+    spectral_flag,
+    subspace_distance,
+)
 from .geometry import (
     Imbalance,
     PairAlignment,
@@ -69,6 +78,14 @@ __all__ = [
     "relative_position",
     "subspace_overlap",
     "top_subspaces",
+    # partial flags (docs/theory.md §5)
+    "Flag",
+    "flag_distance",
+    "flag_mean",
+    "flag_median",
+    "soft_relative_position",
+    "spectral_flag",
+    "subspace_distance",
     # layer graph
     "AttentionLayer",
     "MatrixInfo",
