@@ -220,3 +220,15 @@ def test_soft_baseline_matches_monte_carlo():
     assert abs(np.mean(vals) - base) < 4 * np.std(vals) / np.sqrt(len(vals))
     with pytest.raises(InputError):
         soft_relative_position_baseline((0,), (1,), 3)
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 7))
+def test_soft_numerator_is_mean_squared_displacement_of_the_matching(seed, n):
+    rng = np.random.default_rng(seed)
+    F = Flag.from_basis(random_orthogonal(n, rng)[:, : n - 1])
+    G = Flag.from_basis(random_orthogonal(n, rng)[:, : n - 1])
+    M = piece_overlaps(F, G)
+    a = np.arange(n)
+    num = 0.5 * np.sum(M * (a[:, None] - a[None, :]) ** 2)
+    den = 0.5 * np.sum((a - a[::-1]) ** 2)
+    assert soft_relative_position(F, G) == pytest.approx(num / den, abs=1e-12)

@@ -141,3 +141,7 @@ def test_max_dim_and_errors():
         spectral_flag(np.full((3, 3), np.nan))
     with pytest.raises(InputError, match="increasing"):
         Flag(np.eye(3), (2, 1))
+    with pytest.raises(InputError, match="orthonormal"):
+        Flag(np.ones((3, 2)), (1, 2))
+    with pytest.raises(InputError, match="does not fit"):
+        Flag(np.eye(3), (1, 4))

@@ -171,8 +171,8 @@ def flag_median(
     Returns
     -------
     Flag
-        Unlike the mean, one outlier among several agreeing inputs moves it only by O(eps)…O(
-        inlier spread) rather than by a fixed fraction: an outlier's weight falls as 1/dⱼ.
+        Unlike the mean, one outlier among several agreeing inputs moves it by about the inliers'
+        spread, not by a fixed fraction of the outlier's distance: its weight falls as 1/dⱼ.
     """
     items, dtype = _items(subspaces)
     w0 = _weights(weights, len(items))

@@ -57,9 +57,8 @@ class Flag:
     values: np.ndarray | None = None
 
     def __post_init__(self):
-        b = np.asarray(self.basis, dtype=np.float64)
-        if b.ndim != 2:
-            raise InputError(f"Flag basis must be 2-D, got shape {b.shape}")
+        b, dtype = as_float64(self.basis, name="Flag basis")
+        b = np.array(b, dtype=np.float64)  # own copy (made read-only below)
         n = b.shape[0]
         dims = tuple(int(d) for d in self.dims)
         if any(d < 1 for d in dims) or any(b2 <= b1 for b1, b2 in zip(dims, dims[1:])):
@@ -72,6 +71,7 @@ class Flag:
         if b.shape[1] < top:
             raise InputError(f"flag type {dims} needs {top} basis columns, got {b.shape[1]}")
         b = b[:, :top]
+        _check_orthonormal(b, dtype, "Flag basis")
         m = self.margins
         m = np.full(len(dims), np.inf) if m is None else np.asarray(m, dtype=np.float64)
         if m.shape[0] < len(dims):
@@ -89,13 +89,12 @@ class Flag:
     def from_basis(cls, U, dims=None) -> "Flag":
         """The flag of an orthonormal basis: complete on its columns (dims = 1, 2, …, k) unless
         ``dims`` gives the type."""
-        u, dtype = as_float64(U, name="U")
+        u, _ = as_float64(U, name="U")
         if u.shape[1] > u.shape[0]:
             raise InputError(f"U: a flag basis needs at most n columns, got shape {u.shape}")
-        _check_orthonormal(u, dtype, "U")
         if dims is None:
             dims = tuple(range(1, u.shape[1] + 1))
-        return cls(u, tuple(dims))
+        return cls(U, tuple(dims))
 
     # ------------------------------------------------------------------ derived
     @property
