@@ -25,7 +25,7 @@ DEFAULT_MIN_MARGIN = 10.0
 _EPS64 = float(np.finfo(np.float64).eps)
 
 
-def storage_perturbation(W, dtype: str | None = None) -> float:
+def storage_perturbation(W, dtype: str | None = None, sigma1: float | None = None) -> float:
     """δ: a bound on ‖E‖₂ for the perturbation E that storing W and computing its SVD implies
     (docs/theory.md, eq. (62)).
 
@@ -41,11 +41,21 @@ def storage_perturbation(W, dtype: str | None = None) -> float:
     W : array_like or torch.Tensor
     dtype : str, optional
         The stored dtype; default: W's own dtype.
+    sigma1 : float, optional
+        ‖W‖₂ if already known (e.g. from top-k factors); otherwise computed (exact singular
+        values up to 2048 on the short side, ARPACK ``svds(k=1)`` above).
     """
     a, d = as_float64(W, name="W")
     if a.size == 0:
         return 0.0
-    return _delta(a, dtype or d, float(np.linalg.norm(a, 2)))
+    if sigma1 is None:
+        if min(a.shape) <= 2048:
+            sigma1 = float(sla.svdvals(a)[0])
+        else:  # pragma: no cover - large matrices only
+            from scipy.sparse.linalg import svds
+
+            sigma1 = float(svds(a, k=1, return_singular_vectors=False)[0])
+    return _delta(a, dtype or d, float(sigma1))
 
 
 def _delta(a: np.ndarray, dtype: str, sigma1: float) -> float:
