@@ -15,7 +15,7 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
-from .geometry import (  # noqa: I001
+from .geometry import (
     Flag,
     flag_distance,
     flag_mean,

@@ -145,3 +145,20 @@ def test_max_dim_and_errors():
         Flag(np.ones((3, 2)), (1, 2))
     with pytest.raises(InputError, match="does not fit"):
         Flag(np.eye(3), (1, 4))
+
+
+def test_flag_from_top_k_factors_matches_spectral_flag():
+    from flagalign import top_subspaces
+    from flagalign.geometry import flag_from_spectrum
+
+    rng = np.random.default_rng(9)
+    W, *_ = _planted(rng, [2, 1, 3, 2], [6.0, 4.0, 2.0, 1.0], 12, 10)
+    W = W + 1e-9 * rng.standard_normal(W.shape)
+    W32 = W.astype(np.float32)
+    k = 6
+    top = top_subspaces(W32, k)
+    F = flag_from_spectrum(top.U, top.s, storage_perturbation(W32, sigma1=top.s[0]))
+    ref = spectral_flag(W32, max_dim=k - 1)  # the split after σ_k needs σ_{k+1}: not known from k
+    assert F.dims == ref.dims == (2, 3)
+    np.testing.assert_allclose(F.margins, ref.margins, rtol=1e-6)
+    assert flag_distance(F, ref) < 1e-6
