@@ -12,6 +12,8 @@ import scipy.linalg as sla
 
 from .._arrays import as_float64, input_eps
 from ..errors import InputError, ToleranceError
+from .flag_position import partial_relative_position
+from .partial_flag import Flag
 
 __all__ = ["flag_table", "flag_intersection_dims", "relative_position"]
 
@@ -118,11 +120,7 @@ def relative_position(U, V, tol: float = 1e-6):
         If the intersection table at ``tol`` is not that of a permutation (then ``tol`` is
         below the noise in U, V: loosen it).
     """
-    from .partial_flag import Flag
-
     if isinstance(U, Flag) or isinstance(V, Flag):
-        from .flag_position import partial_relative_position
-
         return partial_relative_position(U, V, tol=tol)
     u, v = _pair(U, V)
     n = u.shape[0]
