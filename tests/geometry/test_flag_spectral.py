@@ -162,3 +162,13 @@ def test_flag_from_top_k_factors_matches_spectral_flag():
     assert F.dims == ref.dims == (2, 3)
     np.testing.assert_allclose(F.margins, ref.margins, rtol=1e-6)
     assert flag_distance(F, ref) < 1e-6
+
+
+def test_stored_dtype_of_an_upcast_copy():
+    rng = np.random.default_rng(10)
+    W, *_ = _planted(rng, [1, 1, 1, 1], [1.0, 0.999, 0.7, 0.2], 6, 6)
+    W32 = W.astype(np.float32)
+    up = W32.astype(np.float64)
+    assert spectral_flag(up, dtype="float32").dims == spectral_flag(W32).dims
+    np.testing.assert_allclose(spectral_flag(up, dtype="float32").margins, spectral_flag(W32).margins)
+    assert spectral_flag(up, dtype="bfloat16").dims == (2, 3, 4)

@@ -124,6 +124,7 @@ def spectral_flag(
     *,
     perturbation: float | None = None,
     min_margin: float = DEFAULT_MIN_MARGIN,
+    dtype: str | None = None,
 ) -> Flag:
     """The partial flag of W's singular vectors split only at stable gaps (eqs. (62)–(63)).
 
@@ -139,6 +140,9 @@ def spectral_flag(
         δ; default :func:`storage_perturbation` of W at its own dtype.
     min_margin : float
         A split after σ_d is kept iff σ_d − σ_{d+1} ≥ min_margin · δ (default 10).
+    dtype : str, optional
+        The *stored* dtype when W is an upcast copy (e.g. ``Network.matrix`` returns float64 for
+        float32/bfloat16 weights: pass ``net.matrices[name].dtype``). Default: W's own dtype.
 
     Returns
     -------
@@ -156,7 +160,8 @@ def spectral_flag(
     """
     if side not in ("left", "right"):
         raise InputError(f"side must be 'left' or 'right', got {side!r}")
-    a, dtype = as_float64(W, name="W")
+    a, own = as_float64(W, name="W")
+    dtype = dtype or own
     if a.size == 0:
         raise InputError(f"W is empty (shape {a.shape})")
     if not np.all(np.isfinite(a)):
