@@ -103,3 +103,18 @@ def test_types_must_match_or_be_coarsened():
         flag_distance(F, G, dims=(1,))
     with pytest.raises(InputError, match="different spaces"):
         flag_distance(F, Flag(np.eye(5)[:, :2], (1, 2)))
+
+
+def test_baseline_is_the_rms_distance_of_random_flags():
+    from flagalign.geometry import flag_distance_baseline
+
+    rng = np.random.default_rng(12)
+    n, d = 7, (1, 3, 4)
+    sq = [
+        flag_distance(_random_flag(rng, n, d), _random_flag(rng, n, d)) ** 2 for _ in range(400)
+    ]
+    base = flag_distance_baseline(d, n)
+    assert abs(np.mean(sq) - base**2) < 4 * np.std(sq) / np.sqrt(len(sq))
+    assert flag_distance_baseline((3,), 7) == pytest.approx(np.sqrt(3 * 4 / 7), abs=1e-15)
+    with pytest.raises(InputError):
+        flag_distance_baseline((0, 2), 5)

@@ -9,7 +9,7 @@ from .angles import (
     subspace_overlap,
 )
 from .commutator import commutator_norm, gram_commutator
-from .distances import flag_distance, subspace_distance
+from .distances import flag_distance, flag_distance_baseline, subspace_distance
 from .flag_mean import flag_mean, flag_median
 from .flag_position import (
     RelativePosition,
@@ -29,6 +29,7 @@ __all__ = [
     "Flag",
     "RelativePosition",
     "flag_distance",
+    "flag_distance_baseline",
     "flag_from_spectrum",
     "flag_mean",
     "flag_median",

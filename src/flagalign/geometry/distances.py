@@ -14,7 +14,7 @@ from ..errors import InputError
 from .angles import _angles_from, _bases, _cos_sin_orthonormal
 from .partial_flag import Flag, as_flag
 
-__all__ = ["subspace_distance", "flag_distance", "common_type"]
+__all__ = ["subspace_distance", "flag_distance", "flag_distance_baseline", "common_type"]
 
 _METRICS = ("geodesic", "chordal")
 
@@ -135,3 +135,15 @@ def flag_distance(F, G, metric: str = "chordal", dims=None) -> float:
         cos, sin = _cos_sin_orthonormal(F.member(-1), G.member(-1))
         total += float(np.sum(_sq_terms(cos, sin, metric)))
     return math.sqrt(0.5 * total)
+
+
+def flag_distance_baseline(dims, n: int) -> float:
+    """Root-mean-square chordal :func:`flag_distance` of two independent Haar-random flags of
+    type ``dims`` in ℝⁿ (docs/theory.md, eq. (66)): (½ Σᵢ nᵢ(1 − nᵢ/n))^½ over the pieces,
+    complement included, since E‖VᵢᵀWᵢ‖²_F = nᵢ²/n (eq. (4)). Exact for E d², not for E d."""
+    dims = tuple(int(d) for d in dims)
+    if any(d <= 0 or d >= n for d in dims) or any(b <= a for a, b in zip(dims, dims[1:])):
+        raise InputError(f"dims must be increasing within 1..n-1, got {dims} with n={n}")
+    full = (0,) + dims + (n,)
+    sizes = np.diff(full).astype(float)
+    return math.sqrt(0.5 * float(np.sum(sizes * (1.0 - sizes / n))))
