@@ -76,8 +76,10 @@ class GraphBuilder:
 
         return load
 
-    def pair(self, left: str, right: str, kind: str, note: str = "") -> Pair | None:
-        """Record ``left`` (writes ℝ^dim) → ``right`` (reads ℝ^dim), or drop it with a reason."""
+    def pair(self, left: str, right: str, kind: str, note: str = "", depth: int = -1) -> Pair | None:
+        """Record ``left`` (writes ℝ^dim) → ``right`` (reads ℝ^dim), or drop it with a reason.
+
+        ``depth`` < 0 (the default): computed from the layer graph when the Network is built."""
         if left not in self.infos or right not in self.infos:
             self.skipped.append((f"pair {left} -> {right}", "a matrix is missing"))
             return None
@@ -90,7 +92,7 @@ class GraphBuilder:
                 )
             )
             return None
-        p = Pair(left, right, kind, out_dim, note)
+        p = Pair(left, right, kind, out_dim, note, depth)
         self.pairs.append(p)
         return p
 

@@ -58,6 +58,11 @@ class Pair:
 
     ``network.matrix(left)`` has shape (dim, ·) and ``network.matrix(right)`` has shape (·, dim).
     ``kind`` is one of ``sequential``, ``conv``, ``residual``, ``mlp``, ``ov`` (docs/formats.md).
+
+    ``depth`` is the pair's position along the network's data flow (docs/formats.md, "Depth"):
+    for the transformer families the block index N of the left matrix; for every other graph the
+    longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
+    strictly increases along every data-flow path. -1 until the :class:`Network` sets it.
     """
 
     left: str
@@ -65,6 +70,7 @@ class Pair:
     kind: str
     dim: int
     note: str = ""
+    depth: int = -1
 
     @property
     def name(self) -> str:
@@ -116,6 +122,11 @@ class Network:
     source: str = ""
     flags: dict[str, str] = field(default_factory=dict)
     """Per-matrix problems found when a matrix was read (e.g. NaN/Inf counts)."""
+
+    def __post_init__(self) -> None:
+        from .depth import assign_depths
+
+        self.pairs = assign_depths(self.matrices, self.pairs)
 
     # -- data access -------------------------------------------------------------------------
     def matrix(self, name: str) -> np.ndarray:

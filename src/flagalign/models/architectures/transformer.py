@@ -224,7 +224,7 @@ def _head_slice(b: GraphBuilder, base: str, name: str, sl: slice, axis: int, rol
 
 
 def add_ov_pairs(
-    b: GraphBuilder, layer: int, v: str, o: str, *, heads: int, kv_heads: int, head_dim: int
+    b: GraphBuilder, layer: int, v: str, o: str, *, heads: int, kv_heads: int, head_dim: int, depth: int = -1
 ) -> None:
     """Per query head h: the ``ov`` pair V rows of kv-head g(h) → O columns of head h."""
     v_heads = [
@@ -234,7 +234,7 @@ def add_ov_pairs(
     group = heads // kv_heads
     for h in range(heads):
         o_h = _head_slice(b, o, f"{o}[head{h}]", slice(h * head_dim, (h + 1) * head_dim), 1, "head_slice")
-        b.pair(v_heads[h // group], o_h, "ov", note=f"layer {layer} head {h}")
+        b.pair(v_heads[h // group], o_h, "ov", note=f"layer {layer} head {h}", depth=depth)
 
 
 def build_transformer(
@@ -270,16 +270,21 @@ def build_transformer(
         )
         added.append(names)
     for i, (blk, names) in enumerate(zip(blocks, added)):
-        add_ov_pairs(b, blk.index, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim)
+        add_ov_pairs(
+            b, blk.index, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim, depth=blk.index
+        )
         readers = ["up"] + (["gate"] if "gate" in names else [])
         for r in readers:
-            b.pair(names["o"], names[r], "residual", note=f"layer {blk.index}: attention out -> MLP {r}")
+            b.pair(
+                names["o"], names[r], "residual", note=f"layer {blk.index}: attention out -> MLP {r}", depth=blk.index
+            )
         for r in readers:
-            b.pair(names[r], names["down"], "mlp", note=f"layer {blk.index}: {r} -> down")
+            b.pair(names[r], names["down"], "mlp", note=f"layer {blk.index}: {r} -> down", depth=blk.index)
         if i + 1 < len(blocks):
             b.pair(
                 names["down"],
                 qkv_names[i + 1],
                 "residual",
                 note=f"layer {blk.index} MLP out -> layer {blocks[i + 1].index} attention in",
+                depth=blk.index,
             )
