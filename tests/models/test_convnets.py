@@ -251,3 +251,61 @@ def test_sequential_module_not_traceable_falls_back():
     net = load(Untraceable())
     assert [(p.left, p.right, p.kind) for p in net.pairs] == [("a.weight", "b.weight", "sequential")]
     assert any("could not trace" in w for w in net.warnings)
+
+
+def _conv_bn_seq():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval()
+    with torch.no_grad():
+        seq[1].weight.uniform_(0.5, 3)
+        seq[1].bias.normal_()
+        seq[1].running_var.uniform_(0.1, 4)
+        seq[1].running_mean.normal_()
+    return torch, seq
+
+
+def _check_folded(net, seq, torch):
+    bn = seq[1]
+    s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+    t = bn.bias.detach().double().numpy() - s * bn.running_mean.double().numpy()
+    raw = seq[0].weight.detach().double().numpy().reshape(8, -1)
+    b0 = seq[0].bias.detach().double().numpy()
+    np.testing.assert_allclose(net.matrix("0.weight"), s[:, None] * raw, rtol=1e-6)
+    np.testing.assert_allclose(net.bias("0.weight"), s * b0 + t, rtol=1e-6, atol=1e-6)
+    # the folded conv reproduces conv -> BN on a real input
+    x = torch.randn(1, 3, 5, 5)
+    with torch.no_grad():
+        ref = seq[1](seq[0](x))[0, :, 0, 0].double().numpy()
+    patch = x[0, :, :3, :3].double().numpy().reshape(-1)
+    np.testing.assert_allclose(net.matrix("0.weight") @ patch + net.bias("0.weight"), ref, atol=1e-5)
+
+
+def test_batchnorm_folded_on_traced_module_path():
+    torch, seq = _conv_bn_seq()
+    net = load(seq, fold_norms=True)
+    assert net.architecture == "traced" and net.fold_norms
+    _check_folded(net, seq, torch)
+    assert not any("BatchNorm" in w for w in net.warnings)
+    raw = load(seq, fold_norms=False)
+    w0 = seq[0].weight.detach().double().numpy().reshape(8, -1)
+    np.testing.assert_array_equal(raw.matrix("0.weight"), w0)
+
+
+def test_batchnorm_folded_on_sequential_file_path(tmp_path):
+    torch, seq = _conv_bn_seq()
+    p = str(tmp_path / "seq.pt")
+    torch.save(seq.state_dict(), p)
+    net = load(p)
+    assert net.architecture == "sequential"
+    _check_folded(net, seq, torch)
+    assert not any("BatchNorm" in w for w in net.warnings)
+
+
+def test_batchnorm_not_after_a_layer_is_warned():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    m = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    net = load(m)
+    assert any("BatchNorm not folded" in w and w.endswith(": 0") for w in net.warnings)
