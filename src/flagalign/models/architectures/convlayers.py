@@ -22,7 +22,7 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 
-__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear"]
+__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear", "zero_gain_reason"]
 
 
 def bn_scale_shift(src: TensorSource, bn: str, eps: float = 1e-5) -> tuple[Callable, Callable] | None:
@@ -38,6 +38,22 @@ def bn_scale_shift(src: TensorSource, bn: str, eps: float = 1e-5) -> tuple[Calla
         return src.load(need[1]) - scale() * src.load(need[2])
 
     return scale, shift
+
+
+def zero_gain_reason(src: TensorSource, key: str, gain_key: str, what: str) -> Callable[[], str | None]:
+    """Explainer for a folded matrix that is all zeros because the folded gain ``gain_key`` is
+    zero while the stored weight ``key`` is not (see :meth:`Network.zero_reason`)."""
+
+    def reason() -> str | None:
+        if gain_key not in src or np.any(src.load(gain_key)) or not np.any(src.load(key)):
+            return None
+        return (
+            f"the folded map of {key} is zero because the gain γ = 0 in {gain_key.rpartition('.')[0]} "
+            f"({what}); the stored weight is not zero: load with fold_norms=False "
+            "(flagalign analyze --raw) to measure the raw weights"
+        )
+
+    return reason
 
 
 def depthwise_diag(
@@ -99,6 +115,7 @@ def add_conv(
 
     role = "conv" if len(shp) > 2 else "linear"
     note = "; ".join(notes)
+    why = zero_gain_reason(src, key, f"{bn}.weight", "zero-initialised residual BatchNorm") if ss else None
     b.add(
         name,
         (c_out, c_in * ksz),
@@ -108,6 +125,7 @@ def add_conv(
         source_key=key,
         note=note,
         bias=bias,
+        zero_reason=why,
     )
     if ksz == 1:
         return name, name
@@ -121,6 +139,7 @@ def add_conv(
         source_key=key,
         derived=True,
         note=(note + "; " if note else "") + "reader view (C_out*kh*kw, C_in)",
+        zero_reason=why,
     )
     return name, rname
 
