@@ -16,7 +16,7 @@ user in the traced graph; the next module in the fallback order) is folded into 
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedFormatError
 from .architectures import build_network, detect_architecture
 from .graph import GraphBuilder
 from .network import Network
@@ -24,7 +24,7 @@ from .sources.torch_file import tensors_to_source
 from .traced import trace_flow
 from .traced_attention import add_fused_attention, find_fused_attention
 
-__all__ = ["load_module"]
+__all__ = ["load_module", "module_pairs", "linear_module_pairs"]
 
 
 def _param_modules(module, skip=()):
@@ -62,6 +62,15 @@ def _bn_in_order(module, mods, bns) -> dict:
     return out
 
 
+def _module_source(module):
+    """The module's ``state_dict()`` as a TensorSource (with a Hugging Face module's config)."""
+    src = tensors_to_source(dict(module.state_dict()), f"<{type(module).__name__}>", "module")
+    cfg = getattr(module, "config", None)  # Hugging Face modules carry their config
+    if hasattr(cfg, "to_dict"):
+        src.config.update(cfg.to_dict())
+    return src
+
+
 def load_module(
     module,
     *,
@@ -74,10 +83,7 @@ def load_module(
     if not hasattr(module, "state_dict"):
         raise InputError(f"load: {type(module).__name__} is not a torch.nn.Module")
     name = name or type(module).__name__
-    src = tensors_to_source(dict(module.state_dict()), f"<{type(module).__name__}>", "module")
-    cfg = getattr(module, "config", None)  # Hugging Face modules carry their config
-    if hasattr(cfg, "to_dict"):
-        src.config.update(cfg.to_dict())
+    src = _module_source(module)
     arch = architecture or detect_architecture(src)
     if arch not in ("sequential", "generic"):
         return build_network(
@@ -144,3 +150,39 @@ def load_module(
     if not b.pairs:
         b.warnings.append("no adjacent pairs found: nothing for the pair diagnostics to analyse")
     return b.build()
+
+
+def module_pairs(module) -> list | None:
+    """The layer-graph pairs of ``flagalign.load(module)`` when the module's weights match an
+    architecture family (``bert``, ``gpt2``, ``llama``, ``resnet``, ...); None when no family
+    rule applies (the data flow would be traced or guessed from the module order).
+
+    Used by :class:`~flagalign.diagnostics.dynamics.tracker.AlignmentTracker` so that a live
+    model is paired exactly as :func:`flagalign.load` pairs it (see :func:`linear_module_pairs`).
+    """
+    try:
+        src = _module_source(module)
+    except UnsupportedFormatError:  # no tensors at all
+        return None
+    if detect_architecture(src) in ("sequential", "generic"):
+        return None
+    return load_module(module, fold_norms=False).pairs
+
+
+def linear_module_pairs(module, pairs) -> list[tuple[str, str, str]]:
+    """``(left module, right module, kind)`` for each of ``pairs`` whose two matrices are whole
+    ``nn.Linear`` weights of ``module`` (``<module name>.weight``); pairs of derived matrices
+    (per-head ``ov`` slices, the stacked Q/K/V reader, conv views) are left out."""
+    mods = dict(module.named_modules())
+
+    def linear(name: str) -> str | None:
+        m = mods.get(name[: -len(".weight")]) if name.endswith(".weight") else None
+        ok = type(m).__name__ == "Linear" and getattr(getattr(m, "weight", None), "ndim", 0) == 2
+        return name[: -len(".weight")] if ok else None
+
+    out = []
+    for p in pairs:
+        a, c = linear(p.left), linear(p.right)
+        if a is not None and c is not None:
+            out.append((a, c, p.kind))
+    return out
