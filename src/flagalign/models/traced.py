@@ -98,8 +98,9 @@ def trace_flow(module, layers, bns, leaves=()) -> TraceResult | None:
             groups = {frozenset(up for up, _ in ups[a]) for a in carriers}
             if len(groups) >= 2 and not is_layer and node.op != "output":
                 met = sorted({up for g in groups for up in g})
-                out.guesses.append(f"{node.name} ({node.target if node.op != 'call_function' else node.target.__name__}) "
-                                   f"combines {', '.join(met[:4])}{', ...' if len(met) > 4 else ''}")  # fmt: skip
+                op = getattr(node.target, "__name__", node.target)
+                more = ", ..." if len(met) > 4 else ""
+                out.guesses.append(f"{node.name} ({op}) combines {', '.join(met[:4])}{more}")
         if is_layer:
             merged: dict = {}
             for up, via in src:

@@ -165,7 +165,10 @@ def build_llama(
 FAMILY = Family(
     "llama",
     build_llama,
-    (re.compile(r"(^|\.)layers\.\d+\.self_attn\.q_proj\.weight$"), re.compile(r"^blk\.\d+\.attn_q\.weight$")),
+    (
+        re.compile(r"(^|\.)layers\.\d+\.self_attn\.q_proj\.weight$"),
+        re.compile(r"^blk\.\d+\.attn_q\.weight$"),
+    ),
     "layers.0.self_attn.q_proj.weight or blk.0.attn_q.weight",
     ("llama", "mistral", "qwen2"),
 )

@@ -61,4 +61,6 @@ def build_resnet(b: GraphBuilder, src: TensorSource, cfg: dict | None = None, **
             b.pair(w, fc, "residual", note="stream into the classifier (after average pooling)")
 
 
-FAMILY = Family("resnet", build_resnet, (re.compile(r"(^|\.)layer\d+\.\d+\.conv1\.weight$"),), "layer1.0.conv1.weight")
+FAMILY = Family(
+    "resnet", build_resnet, (re.compile(r"(^|\.)layer\d+\.\d+\.conv1\.weight$"),), "layer1.0.conv1.weight"
+)

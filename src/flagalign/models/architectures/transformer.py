@@ -270,21 +270,18 @@ def build_transformer(
         )
         added.append(names)
     for i, (blk, names) in enumerate(zip(blocks, added)):
-        add_ov_pairs(
-            b, blk.index, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim, depth=blk.index
-        )
+        n = blk.index
+        add_ov_pairs(b, n, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim, depth=n)
         readers = ["up"] + (["gate"] if "gate" in names else [])
         for r in readers:
-            b.pair(
-                names["o"], names[r], "residual", note=f"layer {blk.index}: attention out -> MLP {r}", depth=blk.index
-            )
+            b.pair(names["o"], names[r], "residual", note=f"layer {n}: attention out -> MLP {r}", depth=n)
         for r in readers:
-            b.pair(names[r], names["down"], "mlp", note=f"layer {blk.index}: {r} -> down", depth=blk.index)
+            b.pair(names[r], names["down"], "mlp", note=f"layer {n}: {r} -> down", depth=n)
         if i + 1 < len(blocks):
             b.pair(
                 names["down"],
                 qkv_names[i + 1],
                 "residual",
-                note=f"layer {blk.index} MLP out -> layer {blocks[i + 1].index} attention in",
-                depth=blk.index,
+                note=f"layer {n} MLP out -> layer {blocks[i + 1].index} attention in",
+                depth=n,
             )
