@@ -359,3 +359,18 @@ def test_llama_mlp_biases_attached(tmp_path):
     for m in ("gate_proj", "up_proj", "down_proj"):
         ref = t[f"{L}.{m}.bias"].astype(np.float32).astype(np.float64)
         np.testing.assert_array_equal(net.bias(f"{L}.{m}.weight"), ref)
+
+
+def test_zero_norm_gain_explained(tmp_path):
+    rng = np.random.default_rng(4)
+    t, cfg = llama_tensors(rng, layers=2)
+    L = "model.layers.1"
+    t[f"{L}.post_attention_layernorm.weight"] = np.zeros_like(t[f"{L}.post_attention_layernorm.weight"])
+    net = load(write_folder(tmp_path / "llama", t, cfg))
+    up = f"{L}.mlp.up_proj.weight"
+    assert not np.any(net.matrix(up))
+    why = net.zero_reason(up)
+    assert "folded map" in why and f"{L}.post_attention_layernorm" in why and "fold_norms=False" in why
+    assert net.zero_reason(f"{L}.self_attn.q_proj.weight") is None  # its gain is not zero
+    raw = load(write_folder(tmp_path / "llama2", t, cfg), fold_norms=False)
+    assert np.any(raw.matrix(up)) and raw.zero_reason(up) is None

@@ -22,7 +22,7 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 
-__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear", "zero_gain_reason"]
+__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear", "zero_gain_reason", "zero_gain_message"]
 
 
 def bn_scale_shift(src: TensorSource, bn: str, eps: float = 1e-5) -> tuple[Callable, Callable] | None:
@@ -47,13 +47,17 @@ def zero_gain_reason(src: TensorSource, key: str, gain_key: str, what: str) -> C
     def reason() -> str | None:
         if gain_key not in src or np.any(src.load(gain_key)) or not np.any(src.load(key)):
             return None
-        return (
-            f"the folded map of {key} is zero because the gain γ = 0 in {gain_key.rpartition('.')[0]} "
-            f"({what}); the stored weight is not zero: load with fold_norms=False "
-            "(flagalign analyze --raw) to measure the raw weights"
-        )
+        return zero_gain_message(key, gain_key.rpartition(".")[0], what)
 
     return reason
+
+
+def zero_gain_message(key: str, norm: str, what: str) -> str:
+    """One line: the folded map of ``key`` is zero because norm ``norm`` has gain 0 (``what``)."""
+    return (
+        f"the folded map of {key} is zero because the gain γ = 0 in {norm} ({what}); the stored "
+        "weight is not zero: load with fold_norms=False (flagalign analyze --raw) to measure the raw weights"
+    )
 
 
 def depthwise_diag(

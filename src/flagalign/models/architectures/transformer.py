@@ -24,6 +24,7 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..network import AttentionLayer
 from ..sources.base import TensorSource
+from .convlayers import zero_gain_message
 
 __all__ = ["Mat", "Norm", "Block", "mat", "linear", "norm", "build_transformer", "add_listed",
            "add_embeddings_and_head", "add_ov_pairs"]  # fmt: skip
@@ -42,6 +43,7 @@ class Mat:
     key: str = ""
     bias: Fn | None = None
     note: str = ""
+    zero_reason: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,13 +142,20 @@ def _fold(m: Mat, nrm: Norm | None, fold: bool) -> Mat:
             return shift if m.bias is None else m.bias() + shift
 
     note = (m.note + "; " if m.note else "") + f"folded {nrm.name}"
-    return replace(m, load=load, bias=bias, note=note)
+
+    def why_zero() -> str | None:
+        if np.any(nrm.gain()) or not np.any(m.load()):
+            return None
+        return zero_gain_message(m.key or m.name, nrm.name.removesuffix(".weight"), "LayerNorm/RMSNorm gain")
+
+    return replace(m, load=load, bias=bias, note=note, zero_reason=why_zero)
 
 
 def _add(b: GraphBuilder, m: Mat, role: str) -> str:
     return b.add(
-        m.name, m.shape, m.load, dtype=m.dtype, role=role, source_key=m.key, note=m.note, bias=m.bias
-    )
+        m.name, m.shape, m.load, dtype=m.dtype, role=role, source_key=m.key, note=m.note, bias=m.bias,
+        zero_reason=m.zero_reason,
+    )  # fmt: skip
 
 
 def add_listed(b: GraphBuilder, m: Mat, role: str, why: str) -> None:
