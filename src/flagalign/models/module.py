@@ -149,7 +149,9 @@ def load_module(
         )
     if not b.pairs:
         b.warnings.append("no adjacent pairs found: nothing for the pair diagnostics to analyse")
-    return b.build()
+    net = b.build()
+    net.pairs.sort(key=lambda p: p.depth)  # data-flow order (stable: ties keep the trace order)
+    return net
 
 
 def module_pairs(module) -> list | None:
