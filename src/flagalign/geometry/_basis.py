@@ -7,38 +7,44 @@ import scipy.linalg as sla
 
 from .._arrays import as_float64, input_eps, is_low_precision, storage_error
 
-__all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol"]
+__all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol", "storage_noise_ratio"]
 
 
-def rank_rtol(shape: tuple[int, ...], dtype: str = "float64", fro_ratio: float | None = None) -> float:
+def rank_rtol(shape: tuple[int, ...], dtype: str = "float64", noise_ratio: float | None = None) -> float:
     """Relative singular-value threshold of eq. (3): σᵢ counts towards the rank when
     σᵢ > rank_rtol · σ₁.
 
     * float64, float32 (and integer) input: ``max(shape) · ε(dtype)`` — the backward error of the
-      float64 SVD (float64) or at most the float32 storage error (float32); NumPy's
-      ``matrix_rank`` default for float64.
-    * 16-bit, 8-bit floats and block-quantized GGUF types: the error of *storing* the matrix,
-      δ · ρ · (1/√m + 1/√n) with δ = :func:`~flagalign._arrays.storage_error` (u = ε/2 for floats),
-      ρ = ‖W‖_F / σ₁ and (m, n) = shape; never below float64's ``max(shape) · ε``. ρ ≤ √min(m, n),
-      so without ``fro_ratio`` the threshold is the data-independent bound δ·(1 + √(min/max)) ≤ 2δ.
+      float64 SVD (float64) or a bound at least as large as the float32 storage error (float32);
+      NumPy's ``matrix_rank`` default for float64.
+    * 16-bit and 8-bit floats and block-quantized GGUF types: the error of *storing* the matrix,
+      ``δ · ν`` with δ = :func:`~flagalign._arrays.storage_error` (u = ε/2 for floats) and
+      ν = (maxᵢ‖W_i,:‖₂ + maxⱼ‖W_:,j‖₂) / σ₁ (``noise_ratio``, :func:`storage_noise_ratio`), never
+      below float64's ``max(shape) · ε``. Every row and column norm is ≤ σ₁, so ν ≤ 2 and without
+      ``noise_ratio`` the threshold is the data-independent bound 2δ (= ε for bf16/fp16/fp8).
 
     Parameters
     ----------
     shape : (m, n)
     dtype : str
         The stored dtype name (``bfloat16``, ``q4_1``, ...).
-    fro_ratio : float, optional
-        ρ = ‖W‖_F / σ₁(W) (or an upper bound on it) of the matrix, for the data-aware threshold.
+    noise_ratio : float, optional
+        ν of the matrix (or an upper bound on it), for the data-aware threshold.
     """
     d = str(dtype).lower()
     if not is_low_precision(d):
         return max(shape) * input_eps(d)
-    m, n = (int(shape[0]), int(shape[1])) if len(shape) >= 2 else (int(shape[0]), 1)
-    if min(m, n) == 0:
-        return 0.0
-    rho = float(np.sqrt(min(m, n))) if fro_ratio is None else min(float(fro_ratio), np.sqrt(min(m, n)))
-    floor = max(m, n) * input_eps("float64")
-    return max(floor, storage_error(d) * rho * (m**-0.5 + n**-0.5))
+    nu = 2.0 if noise_ratio is None else min(2.0, float(noise_ratio))
+    return max(max(shape) * input_eps("float64"), storage_error(d) * nu)
+
+
+def storage_noise_ratio(a: np.ndarray, sigma1: float) -> float:
+    """ν = (maxᵢ‖a_i,:‖₂ + maxⱼ‖a_:,j‖₂) / σ₁ of eq. (3) (O(mn); 2.0 for a zero matrix)."""
+    if a.size == 0 or not sigma1 > 0:
+        return 2.0
+    rows = float(np.sqrt(np.max(np.einsum("ij,ij->i", a, a))))
+    cols = float(np.sqrt(np.max(np.einsum("ij,ij->j", a, a))))
+    return min(2.0, (rows + cols) / float(sigma1))
 
 
 def default_sine_tol(dtype: str = "float64") -> float:
@@ -66,7 +72,7 @@ def orthonormal_basis(A, *, name: str = "A", rtol: float | None = None) -> np.nd
 
         raise InputError(f"{name}: contains NaN or Inf")
     u, s, _ = sla.svd(a, full_matrices=False, lapack_driver="gesdd")
-    r = _rank_from_singular_values(s, _rtol_from_s(s, a.shape, dtype) if rtol is None else rtol)
+    r = _rank_from_singular_values(s, _rtol_from(a, s, dtype) if rtol is None else rtol)
     return u[:, :r]
 
 
@@ -76,10 +82,11 @@ def numerical_rank(A, *, rtol: float | None = None) -> int:
     if a.size == 0:
         return 0
     s = sla.svdvals(a)
-    return _rank_from_singular_values(s, _rtol_from_s(s, a.shape, dtype) if rtol is None else rtol)
+    return _rank_from_singular_values(s, _rtol_from(a, s, dtype) if rtol is None else rtol)
 
 
-def _rtol_from_s(s: np.ndarray, shape, dtype: str) -> float:
-    """eq. (3)'s threshold with ρ = ‖W‖_F/σ₁ = ‖s‖/s₁ from the singular values themselves."""
-    rho = float(np.linalg.norm(s) / s[0]) if s.size and s[0] > 0 else None
-    return rank_rtol(shape, dtype, rho)
+def _rtol_from(a: np.ndarray, s: np.ndarray, dtype: str) -> float:
+    """eq. (3)'s threshold for ``a`` with its singular values ``s`` (data-aware ν)."""
+    if not is_low_precision(dtype) or not (s.size and s[0] > 0):
+        return rank_rtol(a.shape, dtype)
+    return rank_rtol(a.shape, dtype, storage_noise_ratio(a, float(s[0])))
