@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_float64", "input_eps", "storage_error", "is_low_precision"]
+__all__ = ["as_float64", "input_eps", "storage_error", "is_low_precision", "is_quantized"]
 
 # Machine epsilon ε of the *input* precision (the gap between 1 and the next representable
 # number; the unit roundoff is u = ε/2): a float16 matrix cannot be trusted beyond ~1e-3 relative,
@@ -90,6 +90,11 @@ def input_eps(dtype: str) -> float:
     if _is_quant(d):
         return _EPS["float32"]
     return _EPS["float64"]
+
+
+def is_quantized(dtype: str) -> bool:
+    """True for block-quantized GGUF type names (``q4_1``, ``q6_k``, ``iq4_nl``, ``tq1_0``, ``mxfp4``)."""
+    return _is_quant(str(dtype).lower())
 
 
 def _is_quant(d: str) -> bool:

@@ -88,8 +88,12 @@ def test_quantized_storage_error(qname):
     s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
     rho = storage_noise_ratio(w.astype(np.float64), s[0])
     assert np.linalg.norm(e) <= storage_error(qname.lower()) * np.linalg.norm(w)
-    assert np.linalg.norm(e, 2) <= rank_rtol(w.shape, qname.lower(), rho) * s[0]
-    assert rank_rtol(w.shape, qname.lower()) < 0.5
+    q = qname.lower()
+    assert np.linalg.norm(e, 2) <= rank_rtol(w.shape, q, rho, storage=True) * s[0]
+    assert rank_rtol(w.shape, q, storage=True) == 2 * storage_error(q) < 0.5
+    # default (QUANT_STORAGE_DEFAULT False): the dequantized float32 matrix is taken as exact
+    assert rank_rtol(w.shape, q) == max(w.shape) * np.finfo(np.float32).eps
+    assert default_sine_tol(q) == default_sine_tol("float32")
 
 
 @pytest.mark.realmodel

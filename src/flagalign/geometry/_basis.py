@@ -5,12 +5,29 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from .._arrays import as_float64, input_eps, is_low_precision, storage_error
+from .._arrays import as_float64, input_eps, is_low_precision, is_quantized, storage_error
 
 __all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol", "storage_noise_ratio"]
 
 
-def rank_rtol(shape: tuple[int, ...], dtype: str = "float64", noise_ratio: float | None = None) -> float:
+#: Whether block-quantized GGUF types get the storage-error tolerance of eq. (3) by default.
+#: False keeps their previous treatment (the dequantized float32 matrix taken as exact): the
+#: storage tolerance (δ_q ≈ 0.15 for Q4_*) hides most of SmolLM2-Q4_1's spectrum (e.g. ffn_down
+#: rank 576 → 525 data-aware, → 185 with the shape-only bound) and is a project decision
+#: (docs/theory.md eq. (3)). ``rank_rtol(..., storage=True)`` applies it explicitly.
+QUANT_STORAGE_DEFAULT = False
+
+
+def _uses_storage(d: str, storage: bool | None) -> bool:
+    if storage is not None:
+        return bool(storage) and (is_low_precision(d))
+    if is_quantized(d):
+        return QUANT_STORAGE_DEFAULT
+    return is_low_precision(d)
+
+
+def rank_rtol(shape: tuple[int, ...], dtype: str = "float64", noise_ratio: float | None = None,
+              *, storage: bool | None = None) -> float:
     """Relative singular-value threshold of eq. (3): σᵢ counts towards the rank when
     σᵢ > rank_rtol · σ₁.
 
@@ -30,9 +47,12 @@ def rank_rtol(shape: tuple[int, ...], dtype: str = "float64", noise_ratio: float
         The stored dtype name (``bfloat16``, ``q4_1``, ...).
     noise_ratio : float, optional
         ν of the matrix (or an upper bound on it), for the data-aware threshold.
+    storage : bool, optional
+        Force (True) or skip (False) the storage-error threshold; default: on for 16/8-bit floats,
+        ``QUANT_STORAGE_DEFAULT`` for block-quantized types.
     """
     d = str(dtype).lower()
-    if not is_low_precision(d):
+    if not _uses_storage(d, storage):
         return max(shape) * input_eps(d)
     nu = 2.0 if noise_ratio is None else min(2.0, float(noise_ratio))
     return max(max(shape) * input_eps("float64"), storage_error(d) * nu)
@@ -47,10 +67,13 @@ def storage_noise_ratio(a: np.ndarray, sigma1: float) -> float:
     return min(2.0, (rows + cols) / float(sigma1))
 
 
-def default_sine_tol(dtype: str = "float64") -> float:
+def default_sine_tol(dtype: str = "float64", *, storage: bool | None = None) -> float:
     """Default tolerance on sin θ for intersections (eq. (5)): ``max(1e-6, 20·δ(dtype))`` with δ the
-    storage error of eq. (3) (= ``10·ε`` for float types), at most 0.5 (30°)."""
-    return min(0.5, max(1e-6, 20.0 * storage_error(dtype)))
+    storage error of eq. (3) (= ``10·ε`` for float types), at most 0.5 (30°); block-quantized types
+    use float32's unless the storage tolerance applies (``storage``, ``QUANT_STORAGE_DEFAULT``)."""
+    d = str(dtype).lower()
+    delta = storage_error(d) if _uses_storage(d, storage) or not is_quantized(d) else input_eps(d) / 2
+    return min(0.5, max(1e-6, 20.0 * delta))
 
 
 def _rank_from_singular_values(s: np.ndarray, rtol: float) -> int:
@@ -87,6 +110,6 @@ def numerical_rank(A, *, rtol: float | None = None) -> int:
 
 def _rtol_from(a: np.ndarray, s: np.ndarray, dtype: str) -> float:
     """eq. (3)'s threshold for ``a`` with its singular values ``s`` (data-aware ν)."""
-    if not is_low_precision(dtype) or not (s.size and s[0] > 0):
+    if not _uses_storage(str(dtype).lower(), None) or not (s.size and s[0] > 0):
         return rank_rtol(a.shape, dtype)
     return rank_rtol(a.shape, dtype, storage_noise_ratio(a, float(s[0])))
