@@ -16,10 +16,11 @@ orthonormal columns, R m×k upper trapezoidal, m = min(n, k)) and R = [R₁ r_b 
   over row blocks of D = X S Xᵀ (O(n·b) memory);
 * lost_dims (eq. (12)) = r − #{σ(R₂ᵀ U₁ᵣ) > rtol_n·σ₁(R₂)} with R₁ = U₁Σ₁V₁ᵀ, r its numerical
   rank: W = Q R₁ and W_next = R₂ᵀQᵀ have the singular values of R₁ and R₂, and W_next·(Q U₁ᵣ) =
-  R₂ᵀU₁ᵣ (eq. (19)).
+  R₂ᵀU₁ᵣ (eq. (19)). R₁ is i×i upper triangular (the QR of X starts with W's), and when W has
+  full column rank W_next·Q[:, :i] = R₂[:i]ᵀ needs no SVD vectors at all.
 
-Peak memory is O(n·k + k²); nothing n×n is formed. When k ≥ n the QR saves nothing and the
-same quantities are computed from the n×n Gram matrices (reusing given ones).
+Peak memory is O(n·k + k²); nothing n×n is formed. When k > QR_RATIO·n the QR is slower than
+the n×n Grams (measured) and the same quantities are computed from them (reusing given ones).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ __all__ = ["PairProducts", "pair_products", "qr_factor"]
 
 #: Relative accuracy demanded of ‖offdiag D‖ before the subtraction route is trusted (eq. (18)).
 OFFDIAG_RTOL = 1e-9
+#: The QR route is taken when X = [W, b, W_nextᵀ] has k ≤ QR_RATIO·n columns: Householder QR
+#: (≈ 2nk² flops at a fraction of GEMM speed) beats the n×n Grams (≈ 2n²k at GEMM speed) only for
+#: k well below n (measured, one thread: SmolLM2 MLP pair k/n = 0.75 — QR 1.05 s, Grams 0.3 s).
+QR_RATIO = 0.25
 #: Rows of D per block in the direct off-diagonal sum (eq. (18)).
 _BLOCK = 1024
 _U = float(np.finfo(np.float64).eps) / 2.0
@@ -126,12 +131,25 @@ def _offdiag_direct(x: np.ndarray, nneg: int) -> float:
     return float(np.sqrt(total))
 
 
-def _lost_from_r(r1: np.ndarray, r2: np.ndarray, rtol_w: float, rtol_n: float) -> tuple[int, int]:
-    """(lost_dims, rank W) of eq. (19) from the blocks R₁ (W = Q R₁) and R₂ (W_nextᵀ = Q R₂)."""
-    if r1.shape[1] == 0 or r1.shape[0] == 0:
+def _skew_norm(c: np.ndarray) -> float:
+    """‖C − Cᵀ‖_F summed over row blocks (no second n×n temporary)."""
+    n = c.shape[0]
+    total = 0.0
+    for s in range(0, n, _BLOCK):
+        e = min(n, s + _BLOCK)
+        blk = c[s:e] - c[:, s:e].T
+        total += float(np.einsum("ij,ij->", blk, blk))
+    return float(np.sqrt(total))
+
+
+def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: float,
+                 rtol_n: float) -> tuple[int, int]:
+    """(lost_dims, rank W) of eq. (19). ``r1`` = R₁[:i, :i] (upper triangular: W = Q[:, :i] r1),
+    ``r2top`` = R₂[:i] (so W_next·Q[:, :i] = r2topᵀ), ``r2`` = R₂ (σ(W_next) = σ(R₂))."""
+    if r1.size == 0:
         return 0, 0
-    u1, s1, _ = sla.svd(r1, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    if s1.size == 0 or s1[0] == 0.0:
+    s1 = sla.svdvals(r1, check_finite=False)
+    if s1[0] == 0.0:
         return 0, 0
     r = int(np.count_nonzero(s1 > rtol_w * s1[0]))
     if r == 0:
@@ -139,7 +157,11 @@ def _lost_from_r(r1: np.ndarray, r2: np.ndarray, rtol_w: float, rtol_n: float) -
     s_next = sla.svdvals(r2, check_finite=False) if r2.size else np.zeros(0)
     if s_next.size == 0 or s_next[0] == 0.0:
         return r, r
-    s = sla.svdvals(r2.T @ u1[:, :r], check_finite=False)
+    if r == r1.shape[0]:  # full column rank: Q[:, :i] is a basis of col W, W_next·Q[:, :i] = r2topᵀ
+        s = sla.svdvals(r2top, check_finite=False)
+    else:
+        u1 = sla.svd(r1, full_matrices=False, lapack_driver="gesdd", check_finite=False)[0]
+        s = sla.svdvals(r2top.T @ u1[:, :r], check_finite=False)
     return int(r - np.count_nonzero(s > rtol_n * s_next[0])), r
 
 
@@ -196,7 +218,7 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
     if b is not None:
         diag_d -= b * b
     diag = float(np.linalg.norm(diag_d))
-    if qr is not None or k < n:
+    if qr is not None or k <= QR_RATIO * n:
         return _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o)
     return _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n)
 
@@ -208,32 +230,35 @@ def _rel(x: float, denom: float, full: float) -> float:
 
 
 def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProducts:
+    it = i + nb
     if qr is None:
         r = qr_factor(_stack(w, wn, b))
     else:
         r = np.asarray(qr, dtype=np.float64)
-        if r.shape[1] != i + nb + o:
-            raise ShapeMismatchError(f"qr has {r.shape[1]} columns, X = [W, b, W_nextᵀ] has {i + nb + o}")
+        if r.shape[1] != it + o:
+            raise ShapeMismatchError(f"qr has {r.shape[1]} columns, X = [W, b, W_nextᵀ] has {it + o}")
     m = r.shape[0]
-    r1, r2 = r[:, :i], r[:, i + nb :]
-    # eq. (16): ‖A‖_F = ‖R₁ᵀR₁‖_F, ‖B‖_F = ‖R₂ᵀR₂‖_F (the smaller Grams: i×i, o×o)
+    # R is upper trapezoidal: R̃₁ = [R₁ r_b] lives in the top `it` rows (W = Q[:, :i] R₁[:i, :i])
+    r1 = r[:i, :i]
+    rt = r[:it, :it]
+    r2 = r[:, it:]
+    r2a, r2b = r2[:it], r2[it:]
+    # eq. (16): ‖A‖_F = ‖R₁ᵀR₁‖_F, ‖B‖_F = ‖R₂ᵀR₂‖_F (the i×i and o×o Grams)
     norm_a = _fro(r1.T @ r1)
-    norm_b = _fro(r2.T @ r2)
+    gb = r2.T @ r2
+    norm_b = _fro(gb)
     if norm_a == 0.0 or norm_b == 0.0:
         comm = 0.0
     else:
-        p = r1.T @ r2  # P = WᵀW_nextᵀ (i×o)
-        c = r1 @ (p @ r2.T)  # C = R₁ P R₂ᵀ = R₁R₁ᵀR₂R₂ᵀ (m×m)
-        comm = _fro(c - c.T) / (norm_a * norm_b)
+        p = r1.T @ r2[:i]  # P = WᵀW_nextᵀ (i×o)
+        c = r1 @ (p @ r2.T)  # the nonzero rows of C = R₁PR₂ᵀ = (R₁R₁ᵀ)(R₂R₂ᵀ): i×m
+        c11 = c[:, :i]
+        comm = np.sqrt(_fro(c11 - c11.T) ** 2 + 2.0 * _fro(c[:, i:]) ** 2) / (norm_a * norm_b)
         del c
-    # eq. (11) in QR coordinates: d = R S Rᵀ, S = diag(−I_{i+nb}, I_o)
-    rs = r.copy()
-    rs[:, : i + nb] *= -1.0
-    d = rs @ r.T
-    del rs
-    full = _fro(d)
-    del d
-    rt = r[:, : i + nb]
+    # eq. (18): D = Q (R₂R₂ᵀ − [[R̃₁R̃₁ᵀ, 0], [0, 0]]) Qᵀ, by blocks of R₂R₂ᵀ
+    d11 = r2a @ r2a.T - rt @ rt.T
+    full = float(np.sqrt(_fro(d11) ** 2 + 2.0 * _fro(r2a @ r2b.T) ** 2 + _fro(r2b.T @ r2b) ** 2))
+    del d11
     norm_at = _fro(rt.T @ rt) if nb else norm_a  # ‖W̃W̃ᵀ‖_F
     denom = norm_at + norm_b
     # eq. (18): off² = full² − diag² only when that subtraction keeps OFFDIAG_RTOL accuracy
@@ -244,12 +269,12 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
         off = float(np.sqrt(off2))
     else:
         direct = True
-        off = _offdiag_direct(_stack(w, wn, b), i + nb)
+        off = _offdiag_direct(_stack(w, wn, b), it)
     imb = Imbalance(full=full, diag=diag, offdiag=off,
                     relative=full / denom if denom > 0 else float("nan"))
     lost_d, rank_w = (None, None)
     if lost:
-        lost_d, rank_w = _lost_from_r(r1, r2, rtol_w, rtol_n)
+        lost_d, rank_w = _lost_from_r(r1, r2[:i], r2, rtol_w, rtol_n)
     return PairProducts(n=n, m=m, route="qr", commutator=float(comm), imbalance=imb,
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(off, denom, full), lost_dims=lost_d,
@@ -265,8 +290,10 @@ def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -
     if norm_a == 0.0 or norm_b == 0.0:
         comm = 0.0
     else:
-        c = a @ bb
-        comm = _fro(c - c.T) / (norm_a * norm_b)
+        i, o = w.shape[1], wn.shape[0]
+        # C = AB, in factored order W·((W_next W)ᵀ W_next) when that is cheaper than n³
+        c = w @ ((wn @ w).T @ wn) if n * n * i + 2 * o * n * i < n**3 else a @ bb
+        comm = _skew_norm(c) / (norm_a * norm_b)
         del c
     g_in = a if b is None else a + np.outer(b, b)
     d = bb - g_in
