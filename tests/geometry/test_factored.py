@@ -41,14 +41,15 @@ def _check(W, Wn, b=None, rel=REL):
     return pp
 
 
-@pytest.mark.parametrize("n,i,o", [(60, 3, 5), (200, 17, 9), (40, 30, 25), (12, 20, 3)])
+@pytest.mark.parametrize("n,i,o", [(60, 3, 5), (200, 17, 9), (40, 30, 25), (12, 20, 3), (90, 40, 30)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_matches_dense_definitions(n, i, o, with_bias):
     rng = np.random.default_rng(n + i + o)
     W, Wn = rng.standard_normal((n, i)), rng.standard_normal((o, n))
     b = rng.standard_normal(n) if with_bias else None
     pp = _check(W, Wn, b)
-    assert pp.route == ("qr" if i + o + with_bias <= QR_RATIO * n else "dense")
+    k = i + o + with_bias
+    assert pp.route == ("qr" if k <= QR_RATIO * n else "gram" if i + with_bias < n and o < n else "dense")
 
 
 def test_qr_route_forms_nothing_n_by_n():
@@ -109,6 +110,21 @@ def test_reuse_qr_factor():
     again = pair_products(W, Wn, bias=b, qr=a.R)
     assert again.commutator == a.commutator and again.imbalance == a.imbalance
     assert again.lost_dims == a.lost_dims
+
+
+def test_gram_route_falls_back_when_subtraction_cancels():
+    """Nearly commuting / balanced pair on a mid-size k: the small-Gram route (eq. (20)) would
+    cancel, so the n×n route answers (same numbers as the definitions)."""
+    rng = np.random.default_rng(8)
+    n = 40
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    W = Q[:, :20] * rng.uniform(1, 2, 20)
+    Wn = (W * (1 + 1e-9)).T  # balanced up to 1e-9: D ≈ 0, c = 0
+    pp = pair_products(W, Wn)
+    assert pp.route == "dense"
+    assert pp.commutator < 1e-13
+    im = imbalance(W, Wn)
+    assert pp.imbalance.full == pytest.approx(im.full, rel=1e-6)
 
 
 def test_dense_route_reuses_grams():

@@ -220,6 +220,10 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
     diag = float(np.linalg.norm(diag_d))
     if qr is not None or k <= QR_RATIO * n:
         return _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o)
+    if i + nb < n and o < n and g_w is None and g_next is None:
+        got = _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n)
+        if got is not None:
+            return got
     return _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n)
 
 
@@ -279,6 +283,61 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(off, denom, full), lost_dims=lost_d,
                         rank_w=rank_w, norm_a=norm_a, norm_b=norm_b, offdiag_direct=direct, R=r)
+
+
+#: The small-Gram route (eq. (20)) is used only when its subtractions lose at most this much
+#: relative accuracy (else the n×n route).
+GRAM_RTOL = 1e-8
+
+
+def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
+    """eq. (20): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
+    M = W_next W̃ (nothing n×n), or None when a subtraction would cancel (the caller then forms
+    the n×n Grams)."""
+    from .pair import lost_dims_at
+
+    i = w.shape[1]
+    wt = w if b is None else np.column_stack([w, b])
+    gwt = wt.T @ wt  # W̃ᵀW̃ (i+1)×(i+1)
+    gw = gwt[:i, :i]  # WᵀW
+    gn = wn @ wn.T  # o×o
+    mt = wn @ wt  # W_next W̃ (o×(i+1))
+    mm = mt[:, :i]  # W_next W
+    norm_a, norm_b, norm_at = _fro(gw), _fro(gn), _fro(gwt)
+    # γ: relative rounding of the products formed with inner dimension n, scaled by the effective
+    # rank factors tr(G)/‖G‖_F ≥ 1 (|ΔG| ≤ γₙ|W|ᵀ|W| gives ‖ΔG‖_F ≤ γₙ tr G)
+    tw, tn = float(np.trace(gwt)), float(np.trace(gn))
+    gamma = 4.0 * n * _U * ((tw / norm_at if norm_at > 0 else 1.0) + (tn / norm_b if norm_b > 0 else 1.0))
+    if norm_a == 0.0 or norm_b == 0.0:
+        comm = 0.0
+    else:
+        # ‖[A,B]‖² = 2‖AB‖² − 2 tr((AB)²), AB = W P W_next with P = Mᵀ:
+        # ‖AB‖² = tr(Pᵀ G_w P G_n), tr((AB)²) = tr((P M)²)
+        gp = gw @ mm.T  # i×o
+        ab2 = float(np.einsum("ij,ji->", mm @ gp, gn))  # tr(M G_w Mᵀ G_n) = ‖AB‖²
+        pm = mm.T @ mm  # P M (i×i), symmetric? no: MᵀM is, and tr((PM)²) = ‖MᵀM‖²
+        t2 = _fro(pm) ** 2
+        c2 = 2.0 * (ab2 - t2)
+        if not c2 > 0.0 or gamma * 2.0 * ab2 > GRAM_RTOL * c2:
+            return None
+        comm = np.sqrt(c2) / (norm_a * norm_b)
+    # ‖D‖² = ‖W̃W̃ᵀ‖² + ‖B‖² − 2 tr(W̃W̃ᵀB) = ‖G̃_w‖² + ‖G_n‖² − 2‖W_next W̃‖_F²
+    s2 = norm_at**2 + norm_b**2
+    full2 = s2 - 2.0 * _fro(mt) ** 2
+    if not full2 > 0.0 or gamma * s2 > GRAM_RTOL * full2:
+        return None
+    full = float(np.sqrt(full2))
+    denom = norm_at + norm_b
+    off2 = full2 - diag * diag
+    if not off2 > 0.0 or gamma * s2 > GRAM_RTOL * off2:
+        return None
+    imb = Imbalance(full=full, diag=diag, offdiag=float(np.sqrt(off2)),
+                    relative=full / denom if denom > 0 else float("nan"))
+    lost_d = lost_dims_at(w, wn, rtol_w, rtol_n) if lost else None
+    return PairProducts(n=n, m=n, route="gram", commutator=float(comm), imbalance=imb,
+                        imbalance_diag_rel=_rel(diag, denom, full),
+                        imbalance_offdiag_rel=_rel(imb.offdiag, denom, full), lost_dims=lost_d,
+                        rank_w=None, norm_a=norm_a, norm_b=norm_b, offdiag_direct=False, R=None)
 
 
 def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -> PairProducts:
