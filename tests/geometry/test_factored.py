@@ -113,7 +113,7 @@ def test_reuse_qr_factor():
 
 
 def test_gram_route_falls_back_when_subtraction_cancels():
-    """Nearly commuting / balanced pair on a mid-size k: the small-Gram route (eq. (20)) would
+    """Nearly commuting / balanced pair on a mid-size k: the small-Gram route (eq. (16b)) would
     cancel, so the n×n route answers (same numbers as the definitions)."""
     rng = np.random.default_rng(8)
     n = 40

@@ -9,6 +9,7 @@ from .angles import (
     subspace_overlap,
 )
 from .commutator import commutator_norm, gram_commutator
+from .factored import PairProducts, pair_products
 from .flags import flag_intersection_dims, flag_table, relative_position
 from .imbalance import Imbalance, imbalance, imbalance_matrix
 from .pair import PairAlignment, default_k, lost_dims, pair_alignment
@@ -17,6 +18,7 @@ from .svd import TopSubspaces, choose_method, top_subspaces
 __all__ = [
     "Imbalance",
     "PairAlignment",
+    "PairProducts",
     "TopSubspaces",
     "choose_method",
     "commutator_norm",
@@ -33,6 +35,7 @@ __all__ = [
     "orthonormal_basis",
     "overlap_baseline",
     "pair_alignment",
+    "pair_products",
     "principal_angles",
     "principal_cosines_sines",
     "rank_rtol",

@@ -285,13 +285,13 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
                         rank_w=rank_w, norm_a=norm_a, norm_b=norm_b, offdiag_direct=direct, R=r)
 
 
-#: The small-Gram route (eq. (20)) is used only when its subtractions lose at most this much
+#: The small-Gram route (eq. (16b)) is used only when its subtractions lose at most this much
 #: relative accuracy (else the n×n route).
 GRAM_RTOL = 1e-8
 
 
 def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
-    """eq. (20): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
+    """eq. (16b): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
     M = W_next W̃ (nothing n×n), or None when a subtraction would cancel (the caller then forms
     the n×n Grams)."""
     from .pair import lost_dims_at
