@@ -19,8 +19,11 @@ orthonormal columns, R m×k upper trapezoidal, m = min(n, k)) and R = [R₁ r_b 
   R₂ᵀU₁ᵣ (eq. (19)). R₁ is i×i upper triangular (the QR of X starts with W's), and when W has
   full column rank W_next·Q[:, :i] = R₂[:i]ᵀ needs no SVD vectors at all.
 
-Peak memory is O(n·k + k²); nothing n×n is formed. When k > QR_RATIO·n the QR is slower than
-the n×n Grams (measured) and the same quantities are computed from them (reusing given ones).
+Routes (``PairProducts.route``): ``qr`` for k ≤ QR_RATIO·n — peak memory O(n·k + k²), nothing
+n×n; ``gram`` (eq. (16b)) for larger k with i, o < n — the same numbers from the small Grams
+W̃ᵀW̃, W_nextW_nextᵀ and W_nextW̃ with every subtraction guarded (GRAM_RTOL), nothing n×n;
+``dense`` otherwise (a side ≥ n, given n×n Grams, or a guard fired) — the n×n Grams.
+Householder QR runs at a fraction of GEMM speed, hence QR_RATIO (measured).
 """
 
 from __future__ import annotations
