@@ -29,7 +29,6 @@ def _best(f, repeat):
 
 
 def compare(name, W, Wn, rtol_w, rtol_n, repeat=3, measure=True):
-
     from flagalign.diagnostics.factors import one_sided_factors, truncate
     from flagalign.diagnostics.measure import measure_pair
     from flagalign.geometry.angles import _cos_sin_orthonormal
