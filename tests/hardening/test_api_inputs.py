@@ -139,3 +139,12 @@ def test_huge_float64_weights_compute(tmp_path):
     row = fa.analyze(path).pairs.iloc[0]
     assert row["status"] == "ok", row["status"]
     np.testing.assert_allclose(row["overlap"], ref.overlap, rtol=1e-10)
+
+
+def test_head_overlap_negative_seed(tmp_path):
+    from flagalign.models.synthetic import llama_tensors, write_folder
+
+    t, cfg = llama_tensors(np.random.default_rng(0), layers=1)
+    net = fa.load(write_folder(tmp_path / "m", t, cfg))
+    with pytest.raises(InputError, match="seed"):
+        fa.head_overlap(net, "v", control="random-init", seed=-1)

@@ -121,3 +121,12 @@ def test_torch_bin_symlink_outside_folder_refused(tmp_path):
     os.symlink(tmp_path / "x.bin", folder / "pytorch_model.bin")
     with pytest.raises(InputError, match="outside the model folder"):
         load(folder)
+
+
+def test_config_symlink_outside_folder_refused(tmp_path, capsys):
+    folder = tmp_path / "m"
+    _mlp(folder)
+    (tmp_path / "secret.json").write_text('{"model_type": "llama"}')
+    os.symlink(tmp_path / "secret.json", folder / "config.json")
+    rc, err = cli(["describe", folder], capsys)
+    assert_one_line(rc, err, "config.json", "outside the model folder")

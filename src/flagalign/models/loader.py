@@ -32,6 +32,7 @@ def _read_config(folder: str) -> dict:
     if not os.path.lexists(p):
         return {}
     st = regular_file(p, "config.json")  # a FIFO or device would block open() forever
+    require_inside(folder, p, "config.json")
     if st.st_size > MAX_CONFIG_BYTES:
         raise CorruptFileError(f"{p}: config.json is {st.st_size} bytes (> {MAX_CONFIG_BYTES}); not a model config")
     try:
