@@ -11,10 +11,10 @@ from .._arrays import as_float64
 from .._validate import check_k, check_seed, check_tol
 from ..errors import InputError, ShapeMismatchError
 from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
+from ._scaling import gram_observables
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
-from .commutator import commutator_norm
 from .flags import flag_table
-from .imbalance import Imbalance, imbalance_from_grams
+from .imbalance import Imbalance
 from .svd import TopSubspaces, top_subspaces
 
 __all__ = ["PairAlignment", "pair_alignment", "lost_dims", "default_k", "MAX_DEFAULT_K"]
@@ -167,7 +167,7 @@ def pair_alignment(
     overlap = float(np.sum(cos**2) / k)
     baseline = overlap_baseline(k, k, n)
     methods = {left.method, right.method}
-    commutator, imb = _gram_observables(w, wn, bias)
+    commutator, imb = gram_observables(w, wn, bias)
     return PairAlignment(
         n=n,
         k=k,
@@ -197,45 +197,11 @@ def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
     return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0
 
 
-def _pow2(*arrays) -> float:
-    """The power of two nearest above max |entry| (1.0 for all-zero): dividing by it is exact."""
-    m = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
-    return float(np.ldexp(1.0, int(np.frexp(m)[1]))) if m > 0 else 1.0
-
-
-def _gram_observables(w: np.ndarray, wn: np.ndarray, bias) -> tuple[float, Imbalance]:
-    """Commutator (eq. (10)) and imbalance (eq. (11)) from Grams of power-of-two-scaled weights.
-
-    Weights near 1e300 overflow W Wᵀ; dividing by a power of two is exact, the commutator is
-    invariant under separate scalings of the two Grams, and D scales by c² under a common scale c,
-    so its norms are rescaled (to inf when the true norm exceeds float64's range).
-    """
-    n = w.shape[0]
-    b = None
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        if b.shape[0] != n:
-            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
-    c = _pow2(w, wn, *(() if b is None else (b,)))
-    cw, cn = w / c, wn / c
-    g_w, g_next = cw @ cw.T, cn.T @ cn
-    g_in = g_w if b is None else g_w + np.outer(b / c, b / c)
-    imb = imbalance_from_grams(g_in, g_next)
-    if c / _pow2(w) > 2.0**200 or c / _pow2(wn) > 2.0**200:  # one side's Gram would underflow
-        sw, sn = w / _pow2(w), wn / _pow2(wn)
-        g_w, g_next = sw @ sw.T, sn.T @ sn
-    commutator = commutator_norm(g_w, g_next)
-    with np.errstate(over="ignore"):
-        c2 = c * c
-        imb = Imbalance(full=imb.full * c2, diag=imb.diag * c2, offdiag=imb.offdiag * c2, relative=imb.relative)
-    return commutator, imb
-
-
 def _zero_pair(w, wn, wdt, ndt, tol, bias) -> PairAlignment:
     """An all-zero W or W_next has no flag: every flag observable is NaN, with the reason."""
     n = w.shape[0]
     side = "W" if not np.any(w) else "W_next"
-    commutator, imb = _gram_observables(w, wn, bias)
+    commutator, imb = gram_observables(w, wn, bias)
     if tol is None:
         tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
     nan = float("nan")
