@@ -40,14 +40,26 @@ _QUANT_DELTA = {
 }
 
 
-def _torch_to_numpy(x):
+def _torch_to_numpy(x, name: str = "array"):
     dtype = str(x.dtype).replace("torch.", "")
+    if getattr(x, "is_complex", lambda: False)():
+        raise InputError(f"{name}: complex input is not supported (got torch {dtype})")
+    if dtype.startswith("float8") or dtype.startswith("float4"):
+        raise InputError(f"{name}: {dtype} tensors are not supported; convert to float16/bfloat16/float32 first")
+    if x.device.type == "meta":
+        raise InputError(f"{name}: a meta-device tensor has no values; load the weights first")
+    if str(getattr(x, "layout", "torch.strided")) != "torch.strided" or getattr(x, "is_quantized", False):
+        raise InputError(f"{name}: sparse or quantized tensor (layout {x.layout}); pass a dense tensor (.to_dense())")
     t = x.detach()
     if t.device.type != "cpu":
         t = t.cpu()
     if dtype == "bfloat16" or dtype == "float16":
         t = t.float()
-    return np.asarray(t.numpy(), dtype=np.float64), dtype
+    try:
+        arr = np.asarray(t.numpy(), dtype=np.float64)
+    except (TypeError, RuntimeError) as exc:
+        raise InputError(f"{name}: cannot convert torch {dtype} to float64 ({exc})") from None
+    return arr, dtype
 
 
 def as_float64(x, *, name: str = "array", ndim: int | None = 2) -> tuple[np.ndarray, str]:
@@ -63,9 +75,12 @@ def as_float64(x, *, name: str = "array", ndim: int | None = 2) -> tuple[np.ndar
         Required number of dimensions (None: any).
     """
     if type(x).__module__.startswith("torch"):
-        arr, dtype = _torch_to_numpy(x)
+        arr, dtype = _torch_to_numpy(x, name)
     else:
-        a = np.asarray(x)
+        try:
+            a = np.asarray(x)
+        except ValueError:  # numpy >= 1.24 refuses ragged nested lists
+            raise InputError(f"{name}: ragged nested sequence; rows must all have the same length") from None
         dtype = a.dtype.name
         if a.dtype.kind == "c":
             raise InputError(f"{name}: complex input is not supported (got {dtype})")
