@@ -124,3 +124,41 @@ def test_rate_regime_separates_the_two_limits_under_momentum():
     assert rate_regime(0.5 * d, 1e-6, s, d) == "convergence-limited"
     assert rate_regime(float("nan"), 1e-6, s, d) == "no fit"
     assert rate_regime(0.1, 1e-6, None) == "no prediction"
+
+
+def test_three_layer_linear_net_convergence_limited():
+    """A 3-layer linear MSE net with biases, ηλ = 0.03: late in training the ridge gradient
+    converges at ρ = 0.0075 < ηλ per step, and ‖D‖ follows it at ≈ 2ρ = 0.015, far below the
+    law (0.0619): the regime is "convergence-limited" (eq. (22))."""
+    eta, lam = 0.1, 0.3
+    rng = np.random.default_rng(0)
+    a, n, b, N = 3, 3, 2, 50
+    X = rng.standard_normal((N, a)) * np.array([1.0, 0.5, 0.2]) + rng.standard_normal(a)
+    T = rng.standard_normal((b, a)) * rng.uniform(0.3, 1.2)
+    Y = X @ T.T + 0.3 * rng.standard_normal((N, b))
+    Ws = [rng.standard_normal((n, a + 1)) * 0.5, rng.standard_normal((n, n + 1)) * 0.5,
+          rng.standard_normal((b, n + 1)) * 0.5]  # [W, bias] per layer
+    Xt = np.hstack([X, np.ones((N, 1))])
+    one = np.ones((N, 1))
+    D, E = [], []
+    for _ in range(1100):
+        W1, W2, W3 = Ws
+        H1 = np.hstack([Xt @ W1.T, one])
+        H2 = np.hstack([H1 @ W2.T, one])
+        R = (H2 @ W3.T - Y) / N
+        d2 = R @ W3[:, :n]
+        d1 = d2 @ W2[:, :n]
+        gs = [d1.T @ Xt + lam * W1, d2.T @ H1 + lam * W2, R.T @ H2 + lam * W3]
+        E.append(np.sqrt(sum((g**2).sum() for g in gs)))
+        Ws = [W - eta * g for W, g in zip(Ws, gs)]
+        W1, W2 = Ws[0], Ws[1]
+        D.append(np.linalg.norm(W2[:, :n].T @ W2[:, :n] - W1 @ W1.T))  # pair (1, 2), eq. (11)
+    D, E = np.array(D), np.array(E)
+    t = np.arange(700, 1100)
+    r_D, rho = _fit(t, D[700:1100]), _fit(t, E[700:1100])
+    law = law_rate(eta, lam)
+    assert D[700:1100].min() > 1e-15  # above the rounding floor of D (≈ 1e-16 ‖W‖²)
+    assert rho < eta * lam / 2  # a mode converging slower than ηλ
+    assert r_D < 0.5 * law
+    assert r_D == pytest.approx(2 * rho, rel=0.15)
+    assert rate_regime(r_D, 0.0, law, law_rate(eta, lam, limit="decay-only")) == "convergence-limited"
