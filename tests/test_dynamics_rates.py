@@ -124,7 +124,7 @@ def test_prediction_heavy_ball_and_unsupported_momentum_variants():
     m = _mlp()
     hb = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=1e-2, momentum=0.9)
     assert predict_from_optimizer(hb, _params(m)).rate == pytest.approx(law_rate(0.1, 1e-2, 0.9))
-    # underdamped (ηλ = 0.01 > (1 - √0.9)² ≈ 0.0026): no prediction
+    # underdamped (2ηλ = 0.02 > (1 - √0.9)² ≈ 0.0026): no prediction
     under = torch.optim.SGD(m.parameters(), lr=0.2, weight_decay=0.05, momentum=0.9)
     p = predict_from_optimizer(under, _params(m))
     assert p.rate is None and "underdamped" in p.reason
