@@ -20,7 +20,7 @@ import json, resource, sys, time
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
 from flagalign.models.loader import load
-from flagalign.diagnostics.composition import composition
+from flagalign.diagnostics.heads import composition
 model, kind, max_mb, null = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
 net = load(model)

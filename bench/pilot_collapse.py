@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     import torch
 
     from flagalign.collapse import metrics, weight_only_arrays
-    from flagalign.experiments.collapse import whiten
+    from flagalign.experiments.neural_collapse import whiten
     from flagalign.experiments.training import (features, load_digits_data, make_mlp,
                                                 make_optimizer, torch_threads, train)  # fmt: skip
 

@@ -3,6 +3,8 @@
 The public API is re-exported here; see docs/theory.md for every definition.
 """
 
+import sys as _sys
+
 from ._version import SCHEMA_VERSION, __version__
 from .errors import (
     CorruptFileError,
@@ -14,6 +16,15 @@ from .errors import (
     ToleranceError,
     UnsafePickleError,
     UnsupportedFormatError,
+)
+from .geometry import (
+    Flag,
+    flag_distance,
+    flag_mean,
+    flag_median,
+    soft_relative_position,
+    spectral_flag,
+    subspace_distance,
 )
 from .geometry import (
     Imbalance,
@@ -35,9 +46,25 @@ from .geometry import (
 )
 from .models import AttentionLayer, MatrixInfo, Network, Pair, load
 from .diagnostics import Analysis, analyze
-from .diagnostics.composition import Composition, composition
-from .diagnostics.heads import HeadOverlap, head_overlap
-from . import collapse  # Neural Collapse & Level-1/2/3 hierarchy (docs/theory.md §3)
+from .diagnostics import collapse
+from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
+from .diagnostics.heads import register_figure_writer as _register_heads_figure_writer
+
+# `flagalign.collapse` *is* the package flagalign.diagnostics.collapse (Neural Collapse and the
+# Level-1/2/3 hierarchy, docs/theory.md §3): one module object under its documented short name,
+# so `import flagalign.collapse` and `from flagalign.collapse import metrics` work.
+_sys.modules[__name__ + ".collapse"] = collapse
+
+
+def _save_heads_figures(result, out_dir, **options):
+    """``HeadOverlap.save`` / ``Composition.save`` figures: diagnostics never imports report, so
+    the package root (above both) wires them; deferred because report needs matplotlib (heavy)."""
+    from .report.heads_figures import save_figures
+
+    return save_figures(result, out_dir, **options)
+
+
+_register_heads_figure_writer(_save_heads_figures)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -69,6 +96,14 @@ __all__ = [
     "relative_position",
     "subspace_overlap",
     "top_subspaces",
+    # partial flags (docs/theory.md §5)
+    "Flag",
+    "flag_distance",
+    "flag_mean",
+    "flag_median",
+    "soft_relative_position",
+    "spectral_flag",
+    "subspace_distance",
     # layer graph
     "AttentionLayer",
     "MatrixInfo",

@@ -1,5 +1,5 @@
 """``flagalign heads SOURCE``: attention-head subspace overlap per layer, with a random-init
-control and (optionally) head-to-head composition scores (issue 5; docs/heads.md)."""
+control and (optionally) head-to-head composition scores (docs/heads.md)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ __all__ = ["register", "run"]
 
 
 def _layers(text):
-    if text is None:
-        return None
-    try:
-        return [int(t) for t in text.split(",")]
-    except ValueError:
-        raise InputError(f"--layers: expected comma-separated integers, got {text!r}") from None
+    """``--layers`` with the syntax of ``flagalign analyze`` (e.g. ``0,3,10-12``); None: all."""
+    from ..diagnostics.analysis import parse_layers
+
+    return None if text is None else parse_layers(text)
 
 
 def register(subparsers) -> None:
-    from ..diagnostics.heads_bases import SUBSPACES
+    from ..diagnostics.heads import SUBSPACES
 
     p = subparsers.add_parser(
         "heads",
@@ -42,7 +40,8 @@ def register(subparsers) -> None:
                    "mixed-heads (each layer's head blocks re-cut by a random rotation), none "
                    "(default random-init)")
     p.add_argument("--seed", type=int, default=0, help="seed of the control")
-    p.add_argument("--layers", default=None, help="attention layer ids, comma-separated")
+    p.add_argument("--layers", default=None,
+                   help="attention layer ids, e.g. 0,3,10-12 (default all)")
     p.add_argument("--composition", default=None,
                    help="also composition scores of these kinds, comma-separated from q,k,v")
     p.add_argument("--null", choices=("gaussian", "rotation"), default="gaussian",
@@ -59,8 +58,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..diagnostics.composition import KINDS, composition
-    from ..diagnostics.heads import head_overlap
+    from ..diagnostics.heads import KINDS, composition, head_overlap
     from ..models.loader import load
 
     kinds = []
@@ -71,6 +69,8 @@ def run(args) -> int:
             raise InputError(f"--composition {bad[0]!r}: choose from q, k, v")
     if args.k is not None and args.k < 1:
         raise InputError(f"-k: expected a positive integer, got {args.k}")
+    if args.seed < 0:
+        raise InputError(f"--seed: expected a non-negative integer, got {args.seed}")
     net = load(args.source, fold_norms=not args.raw)
     if not net.attention:
         raise InputError(f"{args.source}: no attention layers found (flagalign describe "

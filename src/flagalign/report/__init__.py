@@ -7,8 +7,9 @@ so ``report.html`` opens offline and can be mailed as one file.
 
 Adding a section (e.g. attention heads)
 ---------------------------------------
-In your module (for heads: ``flagalign/diagnostics/heads.py``, imported by ``analyze`` through
-its hook, so the section exists whenever heads results can)::
+In a module of ``report`` (for heads: ``flagalign/report/heads_section.py``) imported with the
+built-in sections (:mod:`flagalign.report.sections`), so it exists whenever a report is
+rendered::
 
     from flagalign.report import Section, figure, register_section, table
 

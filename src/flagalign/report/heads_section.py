@@ -1,9 +1,10 @@
-"""The report's "Attention heads" section (issue 5; docs/theory.md, eqs. (40)–(47)).
+"""The report's "Attention heads" section (docs/theory.md, eqs. (40)–(47)).
 
-Registered with :func:`flagalign.report.register_section` on import; the heads analysis hook
-(:func:`flagalign.diagnostics.heads.analysis_hook`) imports this module, so the section exists
-whenever ``analyze`` ran the heads analysis. :func:`heads_section_html` can also be used on its
-own with any :class:`~flagalign.diagnostics.heads.HeadOverlap`.
+Registered with :func:`flagalign.report.register_section` on import (:mod:`.sections`, the
+built-in sections, imports this module); it renders what the heads analysis hook
+(:func:`flagalign.diagnostics.heads.analysis_hook`) stored in ``analysis.extras`` and is left
+out when there is none. :func:`heads_section_html` can also be used on its own with any
+:class:`~flagalign.diagnostics.heads.HeadOverlap`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from html import escape
 
 from . import Section, figure, register_section, table
+from .heads_figures import heatmaps_figure, redundancy_figure
 
 __all__ = ["heads_section_html"]
 
@@ -28,11 +30,9 @@ def heads_section_html(head_overlap, control=None, mixed=None) -> str:
     control : HeadOverlap, optional
         A control result (default ``head_overlap.control``).
     mixed : HeadOverlap, optional
-        The same analysis on :func:`~flagalign.diagnostics.random_init.mixed_heads` (layer
+        The same analysis on :func:`~flagalign.diagnostics.heads.mixed_heads` (layer
         anisotropy kept, head partition destroyed); adds a comparison table.
     """
-    from ..diagnostics.heads_plots import heatmaps_figure, redundancy_figure
-
     res = head_overlap
     ctrl = control if control is not None else res.control
     if ctrl is not None and res.control is None:

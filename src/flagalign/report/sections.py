@@ -9,6 +9,7 @@ import pandas as pd
 from . import SECTIONS, Section
 from . import figures as F
 from .html import figure, short_pair, table
+from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
 
 _ROW_COLS = [
     "pair (short)", "kind", "depth", "dim", "k", "overlap", "baseline", "overlap_ratio",

@@ -71,7 +71,18 @@ def discover_pairs(model) -> list[TrackedPair]:
     Dropout → homogeneous; anything else → other). If no Sequential holds such a pair, consecutive
     Linear modules in registration order with matching dimensions, activation ``"unknown"`` (a
     functional activation in ``forward`` is invisible; pass explicit pairs to assert one).
+    A model whose weights match an architecture family (BERT, GPT-2, Llama, ...) is paired as
+    :func:`flagalign.load` pairs it instead: its pairs of whole ``nn.Linear`` weights
+    (:func:`flagalign.models.module.module_pairs`), activation ``"other"`` (a norm or a
+    nonlinearity sits between them).
     """
+    from ...models.module import linear_module_pairs, module_pairs
+
+    graph = module_pairs(model)
+    if graph is not None:
+        pairs = [TrackedPair(a, c, "other") for a, c, _ in linear_module_pairs(model, graph)]
+        if pairs:
+            return pairs
     pairs: list[TrackedPair] = []
     for prefix, mod in model.named_modules():
         if type(mod).__name__ != "Sequential":

@@ -113,7 +113,7 @@ def _record(model, data, step: int, loss: float):
     """One row: data-based CollapseReport, weight-only proxies (prefixed ``w_``), accuracy."""
     import torch
 
-    from ..collapse import metrics, weight_only_arrays
+    from ..diagnostics.collapse import metrics, weight_only_arrays
     from .training import features
 
     with torch.no_grad():
@@ -171,7 +171,7 @@ def _fmt(x) -> str:
 
 
 def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
-    from ..collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
+    from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
 
     final = {a: frame[frame.activation == a].iloc[-1] for a in ACTS}
     checks: list[dict] = []
@@ -242,12 +242,9 @@ def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
 
 
 def _figure(frame, path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure  # deferred: matplotlib is heavy and only for the figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
+    from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
 
     panels = [
         ("NC1 (eq. 31)", [("nc1", "data")], TOL_NC1, True),
@@ -265,7 +262,8 @@ def _figure(frame, path: Path) -> Path:
          True),
         ("train accuracy", [("train_acc", "")], None, False),
     ]  # fmt: skip
-    fig, axes = plt.subplots(3, 3, figsize=(13, 10))
+    fig = Figure(figsize=(13, 10))
+    axes = fig.subplots(3, 3)
     colors = {"linear": "tab:blue", "relu": "tab:red"}
     for ax, (title, series, tol, logy) in zip(axes.flat, panels):
         for a in ACTS:
@@ -285,7 +283,6 @@ def _figure(frame, path: Path) -> Path:
     fig.suptitle("Neural Collapse levels on digits MLPs: linear vs ReLU (docs/theory.md §3)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

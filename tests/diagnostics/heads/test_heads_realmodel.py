@@ -58,7 +58,7 @@ def test_cli_heads_smollm2_gqa(tmp_path):
 
 
 def test_o_subspace_and_composition_on_minilm_match_dense(minilm):
-    from flagalign.diagnostics.composition import composition
+    from flagalign.diagnostics.heads.composition import composition
     from flagalign.diagnostics.heads import head_overlap
 
     net = minilm

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from flagalign.diagnostics.composition import composition, composition_baseline
+from flagalign.diagnostics.heads.composition import composition, composition_baseline
 from flagalign.errors import InputError
 from flagalign.models.network import AttentionLayer, Network
 

@@ -1,7 +1,13 @@
-"""The random-init control: the same attention architecture with freshly initialised weights.
+"""The seeded controls of the heads analyses (docs/theory.md, eq. (47)).
 
-Every attention matrix (q, k, v, o of each :class:`AttentionLayer`) is replaced by a draw from
-PyTorch's ``nn.Linear`` default initialisation, ``kaiming_uniform_(a=√5)``, i.e. i.i.d.
+* :func:`random_init` — the same attention architecture with freshly initialised weights;
+* :func:`mixed_heads` — each layer's weights kept, its head blocks re-cut by a random rotation;
+* :func:`seeded_rotation` — the seeded Haar rotation both mixed-heads and the composition
+  rotation null use.
+
+Random-init: every attention matrix (q, k, v, o of each :class:`AttentionLayer`) is replaced
+by a draw from PyTorch's ``nn.Linear`` default initialisation, ``kaiming_uniform_(a=√5)``, i.e.
+i.i.d.
 
     W_ij ~ U(−1/√fan_in, 1/√fan_in),   fan_in = number of columns of the (out, in) matrix
 
@@ -17,16 +23,16 @@ import zlib
 
 import numpy as np
 
-from ..geometry.random import haar_orthogonal
-from ..models.network import MatrixInfo, Network
+from ...geometry.random import haar_orthogonal
+from ...models.network import MatrixInfo, Network
 
-__all__ = ["random_init", "mixed_heads", "INIT_DESCRIPTION"]
+__all__ = ["random_init", "mixed_heads", "seeded_rotation", "INIT_DESCRIPTION"]
 
 INIT_DESCRIPTION = "PyTorch nn.Linear default: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.i.d."
 
 
 def _draw(name: str, shape: tuple[int, int], seed: int) -> np.ndarray:
-    rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+    rng = np.random.default_rng([int(seed), _crc(name)])
     bound = 1.0 / np.sqrt(shape[1])
     return rng.uniform(-bound, bound, size=shape)
 
@@ -80,8 +86,15 @@ def random_init(network: Network, seed: int = 0) -> Network:
     )
 
 
-def _haar(n: int, seed: int, name: str) -> np.ndarray:
-    return haar_orthogonal(n, np.random.default_rng([int(seed), 104729, zlib.crc32(name.encode("utf-8"))]))
+def seeded_rotation(n: int, *key: int) -> np.ndarray:
+    """The n×n Haar-random orthogonal matrix drawn from ``numpy.random.default_rng(list(key))``
+    (:func:`flagalign.geometry.random.haar_orthogonal`): the same key gives the same rotation on
+    every run and platform, whatever else was drawn before."""
+    return haar_orthogonal(n, np.random.default_rng([int(x) for x in key]))
+
+
+def _crc(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
 
 
 def mixed_heads(network: Network, seed: int = 0) -> Network:
@@ -100,9 +113,11 @@ def mixed_heads(network: Network, seed: int = 0) -> Network:
         infos[name] = MatrixInfo(name, shape, "float64", which, f"mixed-heads of {name}", True,
                                  "head blocks re-cut")
         if which == "o":
-            loaders[name] = lambda n=name, s=shape: network.matrix(n) @ _haar(s[1], seed, n).T
+            loaders[name] = lambda n=name, s=shape: (
+                network.matrix(n) @ seeded_rotation(s[1], seed, 104729, _crc(n)).T)
         else:
-            loaders[name] = lambda n=name, s=shape: _haar(s[0], seed, n) @ network.matrix(n)
+            loaders[name] = lambda n=name, s=shape: (
+                seeded_rotation(s[0], seed, 104729, _crc(n)) @ network.matrix(n))
     return Network(
         name=f"{network.name} [mixed-heads seed={seed}]",
         architecture=network.architecture,

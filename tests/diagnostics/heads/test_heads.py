@@ -5,8 +5,8 @@ import pytest
 from scipy.linalg import subspace_angles
 
 from flagalign.diagnostics.heads import head_overlap, heads_table
-from flagalign.diagnostics.heads_bases import head_slices, layer_head_bases
-from flagalign.diagnostics.random_init import random_init
+from flagalign.diagnostics.heads.bases import head_slices, layer_head_bases
+from flagalign.diagnostics.heads.controls import random_init
 from flagalign.errors import InputError
 from flagalign.models.network import AttentionLayer, Network
 
@@ -205,7 +205,7 @@ def test_layers_filter_save_and_errors(tmp_path):
 
 
 def test_mixed_heads_control_keeps_layer_gram_and_destroys_head_partition():
-    from flagalign.diagnostics.random_init import mixed_heads
+    from flagalign.diagnostics.heads.controls import mixed_heads
 
     rng = np.random.default_rng(12)
     d, H, dh = 48, 6, 4

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import input_eps
-from ..errors import InputError
-from ..models.network import AttentionLayer, Network
+from ..._arrays import input_eps
+from ...errors import InputError
+from ...geometry._basis import rank_from_singular_values
+from ...models.loader import load
+from ...models.network import AttentionLayer, Network
 
 __all__ = [
     "SUBSPACES",
-    "orthonormal_basis",
+    "slice_basis",
     "factored_svd",
     "head_slices",
     "layer_head_bases",
     "shared_mask",
-    "blas_threads",
     "as_network",
 ]
 
@@ -36,40 +37,24 @@ def as_network(source) -> Network:
     """``source`` itself if it is a :class:`Network`, else ``flagalign.load(source)``."""
     if isinstance(source, Network):
         return source
-    from ..models.loader import load
-
     return load(source)
 
 
-def blas_threads(n: int | None = 1):
-    """Context limiting BLAS threads (threadpoolctl, if installed; else a no-op).
-
-    Head computations are thousands of tiny QR/SVD calls; with more BLAS threads than free cores
-    OpenBLAS spends most of its time synchronising (measured 0.6 s vs 0.009 s for one 576×64 QR
-    on a loaded 2-core machine), so they run single-threaded by default.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(n)
+def _rtol(shape: tuple[int, int], eps: float) -> float:
+    """Relative rank threshold max(m, n)·ε_input of eq. (3); ε_input is at least float64's (an
+    unknown dtype, ``eps = 0``, counts as float64)."""
+    return max(shape) * max(eps, np.finfo(np.float64).eps)
 
 
-def _rank_tol(s: np.ndarray, shape: tuple[int, int], eps: float) -> float:
-    """Numerical-rank threshold max(m, n)·ε_input·σ_max (docs/theory.md, eq. (3))."""
-    if s.size == 0:
-        return 0.0
-    return max(shape) * max(eps, np.finfo(np.float64).eps) * float(s[0])
-
-
-def orthonormal_basis(M: np.ndarray, side: str, eps: float = 0.0) -> np.ndarray:
+def slice_basis(M: np.ndarray, side: str, eps: float = 0.0) -> np.ndarray:
     """Orthonormal basis (columns) of the column space (``side="col"``) or row space
-    (``side="row"``) of M, truncated at its numerical rank (docs/theory.md, eq. (3)).
+    (``side="row"``) of a head slice M, truncated at its numerical rank (docs/theory.md, eq. (3)).
 
-    A thin matrix is first reduced by QR (M = Q R, then the SVD of the small R), which gives the
-    same singular values and subspace as a full SVD at a fraction of the cost.
+    The same subspace and rank rule as :func:`flagalign.geometry.orthonormal_basis`, for
+    thin matrices: a tall M is first reduced by QR (M = Q R, then the SVD of the small R), which
+    gives the same singular values and subspace as a full SVD at a fraction of the cost; the row
+    space is available without transposing the caller's slice; ``eps`` is the input dtype's unit
+    roundoff.
     """
     M = np.asarray(M, dtype=np.float64)
     T = M if side == "col" else M.T  # the wanted space is the column space of T
@@ -79,8 +64,7 @@ def orthonormal_basis(M: np.ndarray, side: str, eps: float = 0.0) -> np.ndarray:
         U = Q @ u
     else:
         U, s, _ = np.linalg.svd(T, full_matrices=False)
-    r = int(np.count_nonzero(s > _rank_tol(s, M.shape, eps)))
-    return U[:, :r]
+    return U[:, : rank_from_singular_values(s, _rtol(M.shape, eps))]
 
 
 def factored_svd(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,22 +138,22 @@ def layer_head_bases(
     """
     if subspace not in SUBSPACES:
         raise InputError(f"subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
-    kk = attn.head_dim if k is None else int(k)
-    if kk < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
+    from .._validate import check_k
+
+    kk = attn.head_dim if k is None else check_k(k)
     if subspace in ("q", "k", "v"):
         eps = _eps(network, getattr(attn, subspace))
-        return [orthonormal_basis(S, "row", eps) for S in head_slices(network, attn, subspace)]
+        return [slice_basis(S, "row", eps) for S in head_slices(network, attn, subspace)]
     if subspace == "o":
         eps = _eps(network, attn.o)
-        return [orthonormal_basis(S, "col", eps) for S in head_slices(network, attn, "o")]
+        return [slice_basis(S, "col", eps) for S in head_slices(network, attn, "o")]
     if subspace == "qk":
         pairs = zip(head_slices(network, attn, "q"), head_slices(network, attn, "k"))
         eps = max(_eps(network, attn.q), _eps(network, attn.k))
         out = []
         for Q, K in pairs:
             _, s, V = factored_svd(Q.T, K)  # W_Qᵀ W_K = (W_Qᵀ)(W_K)
-            r = min(kk, int(np.count_nonzero(s > _rank_tol(s, (Q.shape[1],) * 2, eps))))
+            r = min(kk, rank_from_singular_values(s, _rtol((Q.shape[1],) * 2, eps)))
             out.append(V[:, :r])
         return out
     pairs = zip(head_slices(network, attn, "o"), head_slices(network, attn, "v"))
@@ -177,7 +161,7 @@ def layer_head_bases(
     out = []
     for O, Vh in pairs:
         U, s, _ = factored_svd(O, Vh)  # W_O W_V
-        r = min(kk, int(np.count_nonzero(s > _rank_tol(s, (O.shape[0],) * 2, eps))))
+        r = min(kk, rank_from_singular_values(s, _rtol((O.shape[0],) * 2, eps)))
         out.append(U[:, :r])
     return out
 

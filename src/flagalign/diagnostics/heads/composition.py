@@ -21,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from ..errors import InputError
-from ..geometry.random import haar_orthogonal
-from ..models.network import AttentionLayer, Network
-from .heads_bases import as_network, blas_threads, head_slices
+from ..._threads import blas_threads
+from ...errors import InputError
+from ...models.network import AttentionLayer, Network
+from ._figure_writers import write_figures
+from .bases import as_network, head_slices
+from .controls import seeded_rotation
 
 __all__ = ["Composition", "composition", "composition_baseline", "KINDS"]
 
@@ -148,22 +151,7 @@ class Composition:
         self.layers.to_csv(p2, index=False)
         files = [p1, p2]
         if figures and not self.layers.empty:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            piv = self.layers.pivot(index="dst_layer", columns="src_layer", values="ratio")
-            fig, ax = plt.subplots(figsize=(4.5, 4))
-            im = ax.imshow(piv.to_numpy(), origin="lower", cmap="viridis")
-            ax.set_xlabel("source layer")
-            ax.set_ylabel("target layer")
-            ax.set_title(f"{self.network}: {self.kind}-composition / baseline", fontsize=8)
-            fig.colorbar(im, ax=ax)
-            p3 = out / f"composition_{self.kind}.png"
-            fig.savefig(p3, dpi=90)
-            plt.close(fig)
-            files.append(p3)
+            files += write_figures(self, out)
         return files
 
 
@@ -200,9 +188,9 @@ def composition(network: Network, kind: str = "q", layers=None, *, max_bytes: in
         return _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, quiet)
 
 
-def _haar(n: int, seed: int, layer: int) -> np.ndarray:
-    """Haar-random n×n orthogonal matrix (QR of a Gaussian with sign-fixed R diagonal)."""
-    return haar_orthogonal(n, np.random.default_rng([seed, 7919, layer]))
+def _rotation(attn: AttentionLayer, seed: int) -> np.ndarray:
+    """The rotation null's seeded Haar rotation of one source layer's output space (eq. (49))."""
+    return seeded_rotation(attn.d_model, seed, 7919, attn.layer)
 
 
 def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, quiet):
@@ -214,8 +202,6 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
     atts = [a for a in network.attention if layers is None or a.layer in set(layers)]
     if len(atts) < 2:
         raise InputError(f"{network.name}: composition needs at least two attention layers")
-    from tqdm import tqdm
-
     per = [(1 + rot) * a.d_model * a.heads * a.head_dim * 8 + a.heads * a.head_dim**2 * 8
            for a in atts]
     blocks, cur, used = [], [], 0
@@ -232,8 +218,8 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
                disable=quiet or not sys.stderr.isatty())
     for blk in blocks:
         srcs = {i: _source(network, atts[i]) for i in blk}
-        nulls = {i: _Source(_haar(atts[i].d_model, seed, atts[i].layer) @ srcs[i].Wo,
-                            srcs[i].Rv, srcs[i].norm) for i in blk} if rot else {}
+        nulls = {i: _Source(_rotation(atts[i], seed) @ srcs[i].Wo, srcs[i].Rv, srcs[i].norm)
+                 for i in blk} if rot else {}
         for j in range(blk[0] + 1, len(atts)):
             tgt = _target(network, atts[j], kind)
             for i in blk:

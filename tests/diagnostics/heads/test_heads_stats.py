@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flagalign.diagnostics.heads_bases import factored_svd
-from flagalign.diagnostics.heads_stats import (
+from flagalign.diagnostics.heads.bases import factored_svd
+from flagalign.diagnostics.heads.stats import (
     effective_heads,
     effective_heads_baseline,
     mean_overlap_se,
-    overlap_baseline,
     overlap_sums,
     pair_overlap_std,
 )
+from flagalign.geometry import overlap_baseline
 
 
 def _haar(rng, n, r):

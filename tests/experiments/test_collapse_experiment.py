@@ -72,7 +72,7 @@ def test_quick_run_reaches_terminal_phase_and_records_are_consistent(quick):
 def test_whiten_gives_identity_covariance_on_the_pixel_support():
     """ZCA map of the experiment: covariance = projector onto the non-constant pixels' span,
     and the samples' Gram equals N times the hat matrix of the centred inputs (scipy.orth)."""
-    from flagalign.experiments.collapse import whiten
+    from flagalign.experiments.neural_collapse import whiten
     from flagalign.experiments.training import load_digits_data
 
     data = load_digits_data()

@@ -1,10 +1,10 @@
-"""Attention-head subspace overlap with a null for every score (issue 5).
+"""Attention-head subspace overlap with a null for every score.
 
 For each attention layer, the H×H matrix of subspace overlaps (mean cos² of principal angles,
 docs/theory.md, eqs. (2), (40)) between the heads' subspaces in ℝ^{d_model}, the Haar baseline
 and its standard error (eqs. (4), (41), (42)), and the effective number of distinct head
 subspaces (eq. (43)). ``control="random-init"`` recomputes everything on a freshly initialised
-copy of the attention weights (:mod:`flagalign.diagnostics.random_init`).
+copy of the attention weights (:mod:`flagalign.diagnostics.heads.controls`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from ..errors import InputError
-from ..models.network import Network
-from .heads_bases import SUBSPACES, as_network, blas_threads, layer_head_bases, shared_mask
-from .heads_stats import (
-    effective_heads,
-    effective_heads_baseline,
-    mean_overlap_se,
-    overlap_baseline,
-    overlap_sums,
-)
+from ..._threads import blas_threads
+from ...errors import InputError
+from ...geometry.angles import overlap_baseline
+from ...models.network import Network
+from ._figure_writers import write_figures
+from .bases import SUBSPACES, as_network, layer_head_bases, shared_mask
+from .controls import mixed_heads, random_init
+from .stats import effective_heads, effective_heads_baseline, mean_overlap_se, overlap_sums
 
 __all__ = ["HeadOverlap", "head_overlap", "CONTROLS"]
 
@@ -105,7 +104,7 @@ class HeadOverlap:
     def save(self, out_dir, *, figures: bool = True, prefix: str = "heads") -> list[Path]:
         """Write ``{prefix}_layers.csv``, ``{prefix}_pairs.csv`` (and the control's, suffixed
         ``_random_init`` / ``_mixed_heads``) plus PNG heatmaps and a redundancy-vs-depth
-        figure."""
+        figure (drawn by :mod:`flagalign.report.heads_figures`)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = []
@@ -118,10 +117,7 @@ class HeadOverlap:
             res.pairs().to_csv(q, index=False)
             files += [p, q]
         if figures:
-            from .heads_plots import plot_heatmaps, plot_redundancy
-
-            files.append(plot_heatmaps(self, out / f"{prefix}_overlap_{self.subspace}.png"))
-            files.append(plot_redundancy(self, out / f"{prefix}_redundancy_{self.subspace}.png"))
+            files += write_figures(self, out, prefix=prefix)
         return files
 
 
@@ -210,7 +206,7 @@ def head_overlap(
         Any network with ``network.attention``, or a source :func:`flagalign.load` reads.
     subspace : {"q", "k", "v", "o", "qk", "ov"}
         Which head subspace of ℝ^{d_model} to compare (see
-        :func:`flagalign.diagnostics.heads_bases.layer_head_bases`).
+        :func:`flagalign.diagnostics.heads.bases.layer_head_bases`).
     layers : iterable of int, optional
         ``AttentionLayer.layer`` ids to analyse (default: all).
     k : int, optional
@@ -218,7 +214,7 @@ def head_overlap(
     control : {None, "random-init", "mixed-heads"}
         Also analyse a seeded control (``result.control``): ``random-init`` re-draws the
         weights (eq. (47)); ``mixed-heads`` keeps each layer's weights but re-cuts its head
-        blocks by a random rotation (:func:`~flagalign.diagnostics.random_init.mixed_heads`).
+        blocks by a random rotation (:func:`~flagalign.diagnostics.heads.controls.mixed_heads`).
     seed : int
         Seed of the control's initialisation.
     top_pairs : int
@@ -236,6 +232,9 @@ def head_overlap(
         raise InputError(f"--subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
     if control not in CONTROLS:
         raise InputError(f"control must be None, 'random-init' or 'mixed-heads'; got {control!r}")
+    from .._validate import check_seed
+
+    seed = check_seed(seed)
     network = as_network(network)
     if not network.attention:
         raise InputError(f"{network.name}: has no attention layers (nothing for heads to do)")
@@ -248,8 +247,6 @@ def head_overlap(
                 f"layers {sorted(want - known)} not found; attention layers are {sorted(known)}"
             )
         atts = [a for a in atts if a.layer in want]
-    from tqdm import tqdm
-
     mats, shared, rows = {}, {}, []
     bar = tqdm(atts, desc=f"heads[{subspace}]", file=sys.stderr, leave=False,
                disable=quiet or not sys.stderr.isatty())
@@ -267,43 +264,8 @@ def head_overlap(
         rows.append(_layer_row(attn, M, S, ranks, sh, subspace, top_pairs))
     res = HeadOverlap(network.name, subspace, pd.DataFrame(rows), mats, shared, k)
     if control is not None:
-        from .random_init import mixed_heads, random_init
-
         ctrl = (random_init if control == "random-init" else mixed_heads)(network, seed=seed)
         res.control_kind = control
         res.control = head_overlap(ctrl, subspace, layers, k=k, seed=seed,
                                    top_pairs=top_pairs, quiet=quiet, threads=threads)
     return res
-
-
-def analysis_hook(network: Network, analysis=None, progress: bool = True) -> pd.DataFrame:
-    """Hook called by :func:`flagalign.analyze` for networks with attention.
-
-    Runs ``head_overlap(network, "v", control="random-init")`` and the mixed-heads control;
-    stores the :class:`HeadOverlap` in ``analysis.extras["heads_overlap"]`` and the mixed-heads
-    result in ``analysis.extras["heads_overlap_mixed"]`` (for the report's heads section) and
-    returns the per-layer table of trained and control rows (column ``model``), which
-    ``Analysis.save`` writes as ``heads.csv``.
-    """
-    import importlib
-
-    from .random_init import mixed_heads
-
-    res = head_overlap(network, "v", control="random-init", quiet=not progress)
-    mixed = head_overlap(mixed_heads(network), "v", quiet=not progress)
-    importlib.import_module("flagalign.report.heads_section")  # registers the report section
-    if analysis is not None:
-        analysis.extras["heads_overlap"] = res
-        analysis.extras["heads_overlap_mixed"] = mixed
-    return heads_table(res, mixed)
-
-
-def heads_table(res: HeadOverlap, mixed: HeadOverlap | None = None) -> pd.DataFrame:
-    """Per-layer rows of ``res``, its control (and a mixed-heads result) stacked, with a
-    ``model`` column (``trained``, ``random-init``, ``mixed-heads``)."""
-    parts = [res.layers.assign(model="trained")]
-    if res.control is not None:
-        parts.append(res.control.layers.assign(model=res.control_kind or "control"))
-    if mixed is not None:
-        parts.append(mixed.layers.assign(model="mixed-heads"))
-    return pd.concat(parts, ignore_index=True)

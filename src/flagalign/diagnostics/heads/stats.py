@@ -1,7 +1,8 @@
 """Null statistics for head subspace overlap (docs/theory.md, eqs. (41)–(43), (46)).
 
 All formulas are for independent, uniformly (Haar) distributed subspaces of ℝ^n, the law of the
-row space of a Gaussian matrix and the null the random-init control approximates.
+row space of a Gaussian matrix and the null the random-init control approximates. The mean,
+max(a, b)/n (eq. (4)), is :func:`flagalign.geometry.overlap_baseline`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,12 @@ import math
 import numpy as np
 
 __all__ = [
-    "overlap_baseline",
     "pair_overlap_std",
     "mean_overlap_se",
     "overlap_sums",
     "effective_heads",
     "effective_heads_baseline",
 ]
-
-
-def overlap_baseline(a: int, b: int, n: int) -> float:
-    """E[mean cos²θ] = max(a, b)/n for independent Haar subspaces (docs/theory.md, eq. (4))."""
-    return max(a, b) / n
 
 
 def pair_overlap_std(a: int, b: int, n: int) -> float:
