@@ -162,3 +162,18 @@ def test_three_layer_linear_net_convergence_limited():
     assert r_D < 0.5 * law
     assert r_D == pytest.approx(2 * rho, rel=0.15)
     assert rate_regime(r_D, 0.0, law, law_rate(eta, lam, limit="decay-only")) == "convergence-limited"
+
+
+def test_predict_from_optimizer_uses_the_corrected_criterion():
+    torch = pytest.importorskip("torch")
+    from flagalign.diagnostics.dynamics.rates import predict_from_optimizer
+
+    m = torch.nn.Linear(3, 3)
+    params = list(m.parameters())
+    p = predict_from_optimizer(torch.optim.SGD(params, lr=0.04, weight_decay=0.05, momentum=0.9), params)
+    assert p.rate is None and "underdamped" in p.reason  # ηλ = 0.002: formerly "overdamped"
+    p = predict_from_optimizer(torch.optim.SGD(params, lr=0.01, weight_decay=0.05, momentum=0.9), params)
+    assert p.rate == pytest.approx(0.011189, abs=2e-6)
+    assert p.rate_decay_only == pytest.approx(0.010526, abs=2e-6)
+    p = predict_from_optimizer(torch.optim.SGD(params, lr=1.0, weight_decay=0.6), params)
+    assert p.rate is None and "alternates" in p.reason

@@ -246,6 +246,9 @@ def predict_from_optimizer(optimizer, params) -> Prediction:
     if not (0 < lr * wd < 1):
         return Prediction(None, f"no prediction: lr*weight_decay = {lr * wd:g} is not in (0, 1)",
                           lr=lr, weight_decay=wd, momentum=mom, optimizer=cls)
+    if not mom and 2.0 * lr * wd >= 1.0:
+        return Prediction(None, f"no prediction: 2ηλ = {2 * lr * wd:g} ≥ 1, D alternates in sign (eq. 22)",
+                          lr=lr, weight_decay=wd, momentum=mom, optimizer=cls)
     if mom and damping(lr, wd, mom) == "underdamped":
         return Prediction(None, (
             "no fitted-rate prediction: underdamped heavy-ball momentum (2ηλ > (1-√β)²) — D "
