@@ -18,6 +18,15 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .geometry import (
+    Flag,
+    flag_distance,
+    flag_mean,
+    flag_median,
+    soft_relative_position,
+    spectral_flag,
+    subspace_distance,
+)
+from .geometry import (
     Imbalance,
     PairAlignment,
     TopSubspaces,
@@ -107,6 +116,14 @@ __all__ = [
     "relative_position",
     "subspace_overlap",
     "top_subspaces",
+    # partial flags (docs/theory.md §5)
+    "Flag",
+    "flag_distance",
+    "flag_mean",
+    "flag_median",
+    "soft_relative_position",
+    "spectral_flag",
+    "subspace_distance",
     # layer graph
     "AttentionLayer",
     "MatrixInfo",

@@ -8,7 +8,7 @@ and the relative change ‖B − A‖_F / ‖A‖_F. Used by ``flagalign compare
 
 from __future__ import annotations
 
-from ..errors import InputError, ShapeMismatchError
+from ..errors import ShapeMismatchError
 
 __all__ = ["compare_networks", "COMPARE_COLUMNS"]
 
@@ -40,11 +40,12 @@ def compare_networks(net_a, net_b, k: int | None = None, *, threads: int | None 
 
     from ..geometry import default_k, principal_angles, top_subspaces
 
-    if k is not None and k < 1:
-        raise InputError(f"--k must be >= 1, got {k}")
-    rows, skipped = [], []
     from .._threads import blas_threads
+    from .._validate import check_k
 
+    if k is not None:
+        k = check_k(k, "--k")
+    rows, skipped = [], []
     with blas_threads(threads):  # many SVDs: one thread per process is fastest on shared CPUs
         for name, info in net_a.matrices.items():
             if info.derived:
@@ -58,8 +59,11 @@ def compare_networks(net_a, net_b, k: int | None = None, *, threads: int | None 
             kk = min(k, n) if k is not None else default_k(n, n)
             fa = top_subspaces(a, kk, method="auto")
             fb = top_subspaces(b, kk, method="auto")
-            ang_out = principal_angles(fa.U, fb.U)
-            ang_in = principal_angles(fa.V, fb.V)
+            if not (np.any(a) and np.any(b)):  # an all-zero matrix has no flag: NaN, not angle 0
+                ang_out = ang_in = np.zeros(0)
+            else:
+                ang_out = principal_angles(fa.U, fb.U)
+                ang_in = principal_angles(fa.V, fb.V)
             na = float(np.linalg.norm(a))
             rows.append((
                 name, "x".join(map(str, info.shape)), kk,

@@ -9,14 +9,40 @@ from .angles import (
     subspace_overlap,
 )
 from .commutator import commutator_norm, gram_commutator
+from .distances import flag_distance, flag_distance_baseline, subspace_distance
+from .flag_mean import flag_mean, flag_median
+from .flag_position import (
+    RelativePosition,
+    piece_overlaps,
+    soft_relative_position,
+    soft_relative_position_baseline,
+)
+from .factored import PairProducts, pair_products
 from .flags import flag_intersection_dims, flag_table, relative_position
 from .imbalance import Imbalance, imbalance, imbalance_matrix
 from .pair import PairAlignment, default_k, lost_dims, pair_alignment
+from .partial_flag import Flag
+from .spectral_flag import flag_from_spectrum, spectral_flag, storage_perturbation
 from .svd import TopSubspaces, choose_method, top_subspaces
 
 __all__ = [
+    # partial flags (docs/theory.md §5)
+    "Flag",
+    "RelativePosition",
+    "flag_distance",
+    "flag_distance_baseline",
+    "flag_from_spectrum",
+    "flag_mean",
+    "flag_median",
+    "piece_overlaps",
+    "soft_relative_position",
+    "soft_relative_position_baseline",
+    "spectral_flag",
+    "storage_perturbation",
+    "subspace_distance",
     "Imbalance",
     "PairAlignment",
+    "PairProducts",
     "TopSubspaces",
     "choose_method",
     "commutator_norm",
@@ -33,6 +59,7 @@ __all__ = [
     "orthonormal_basis",
     "overlap_baseline",
     "pair_alignment",
+    "pair_products",
     "principal_angles",
     "principal_cosines_sines",
     "rank_rtol",

@@ -12,6 +12,8 @@ import scipy.linalg as sla
 
 from .._arrays import as_float64, input_eps
 from ..errors import InputError, ToleranceError
+from .flag_position import partial_relative_position
+from .partial_flag import Flag
 
 __all__ = ["flag_table", "flag_intersection_dims", "relative_position"]
 
@@ -102,9 +104,11 @@ def flag_intersection_dims(U, V, tol: float = 1e-6, ks=None) -> np.ndarray:
     return out
 
 
-def relative_position(U, V, tol: float = 1e-6) -> list[int]:
+def relative_position(U, V, tol: float = 1e-6):
     """Relative position of two complete flags of ℝⁿ: the permutation of their Schubert cell
-    (eq. (8)).
+    (eq. (8)); of two partial :class:`~flagalign.geometry.partial_flag.Flag` objects: their
+    Schubert cell with its margin (eq. (64), a
+    :class:`~flagalign.geometry.flag_position.RelativePosition`).
 
     Returns the unique 0-based permutation w with dim(Uᵢ ∩ Vⱼ) = #{a < i : w[a] < j} for all
     0 ≤ i, j ≤ n. The identity means the flags coincide; the reversal (n−1, …, 0) means generic
@@ -116,6 +120,8 @@ def relative_position(U, V, tol: float = 1e-6) -> list[int]:
         If the intersection table at ``tol`` is not that of a permutation (then ``tol`` is
         below the noise in U, V: loosen it).
     """
+    if isinstance(U, Flag) or isinstance(V, Flag):
+        return partial_relative_position(U, V, tol=tol)
     u, v = _pair(U, V)
     n = u.shape[0]
     if u.shape[1] != n or v.shape[1] != n:
