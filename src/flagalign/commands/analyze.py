@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from .._threads import blas_threads
 from ..errors import InputError
 
 __all__ = ["register", "run", "parse_list", "default_out"]
@@ -85,18 +86,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _limit_threads(n):
-    if n is None:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        from ..errors import MissingDependencyError
-
-        raise MissingDependencyError("--threads needs threadpoolctl: pip install threadpoolctl") from None
-    return threadpool_limits(n)
-
-
 def run(args) -> int:
     from ..diagnostics import FORMATS, analyze
 
@@ -113,8 +102,7 @@ def run(args) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the work, not after
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
-    limiter = _limit_threads(args.threads)
-    try:
+    with blas_threads(args.threads):
         an = analyze(
             net,
             k=args.k,
@@ -127,9 +115,6 @@ def run(args) -> int:
             seed=args.seed,
         )
         paths = an.save(out_dir, formats=formats)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
     for w in an.warnings:
         print(f"flagalign: warning: {w}", file=sys.stderr)
     if not args.quiet:

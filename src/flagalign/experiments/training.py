@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._threads import blas_threads
 from ..errors import MissingDependencyError
 
 __all__ = [
@@ -366,12 +367,7 @@ def torch_threads(n: int = 1):
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover
+        with blas_threads(n):
             yield
-        else:
-            with threadpool_limits(limits=n):
-                yield
     finally:
         torch.set_num_threads(old)
