@@ -11,15 +11,19 @@ from .angles import (
 from .commutator import commutator_norm, gram_commutator
 from .flags import flag_intersection_dims, flag_table, relative_position
 from .imbalance import Imbalance, imbalance, imbalance_matrix
+from .nulls import NullEstimate, commutator_null, commutator_null_sq
 from .pair import PairAlignment, default_k, lost_dims, pair_alignment
 from .svd import TopSubspaces, choose_method, top_subspaces
 
 __all__ = [
     "Imbalance",
+    "NullEstimate",
     "PairAlignment",
     "TopSubspaces",
     "choose_method",
     "commutator_norm",
+    "commutator_null",
+    "commutator_null_sq",
     "default_k",
     "default_sine_tol",
     "flag_intersection_dims",
