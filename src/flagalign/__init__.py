@@ -38,6 +38,18 @@ from .diagnostics import Analysis, analyze
 from .diagnostics.composition import Composition, composition
 from .diagnostics.heads import HeadOverlap, head_overlap
 from . import collapse  # Neural Collapse & Level-1/2/3 hierarchy (docs/theory.md §3)
+from .diagnostics.analysis import register_html_renderer as _register_html_renderer
+
+
+def _render_html(analysis) -> str:
+    """``Analysis.to_html``: diagnostics never imports report, so the package root (above both)
+    wires them; the import is deferred because report needs matplotlib (heavy)."""
+    from .report import render_html
+
+    return render_html(analysis)
+
+
+_register_html_renderer(_render_html)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -94,9 +94,9 @@ def run(args) -> int:
     if bad:
         raise InputError(f"--format {bad[0]!r}: choose from {', '.join(FORMATS)}")
     kinds = parse_list(args.kinds, "--kinds") or None
-    from ..diagnostics.analysis import _load
+    from ..diagnostics.analysis import load_network
 
-    net = _load(args.source)  # metadata only: fails fast on a missing or corrupt file
+    net = load_network(args.source)  # metadata only: fails fast on a missing or corrupt file
     out_dir = args.out if args.out is not None else default_out(net.name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the work, not after

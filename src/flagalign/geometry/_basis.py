@@ -7,7 +7,8 @@ import scipy.linalg as sla
 
 from .._arrays import as_float64, input_eps
 
-__all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol"]
+__all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol",
+           "rank_from_singular_values"]
 
 
 def rank_rtol(shape: tuple[int, ...], dtype: str = "float64") -> float:
@@ -26,10 +27,27 @@ def default_sine_tol(dtype: str = "float64") -> float:
     return max(1e-6, 10.0 * input_eps(dtype))
 
 
-def _rank_from_singular_values(s: np.ndarray, rtol: float) -> int:
-    if s.size == 0 or s[0] == 0.0:
+def rank_from_singular_values(s, rtol: float, scale: float | None = None) -> int:
+    """How many singular values exceed ``rtol · scale`` (eq. (3)); the one rank count of flagalign.
+
+    Parameters
+    ----------
+    s : array_like
+        Singular values, descending (only ``s[0]`` is assumed to be the largest).
+    rtol : float
+        Relative tolerance, e.g. :func:`rank_rtol`.
+    scale : float, optional
+        The reference σ₁; default ``s[0]``. Pass another matrix's σ₁ to count ranks of a
+        product at that matrix's threshold (eq. (12)). Zero or no values give rank 0.
+    """
+    s = np.asarray(s)
+    ref = (float(s[0]) if s.size else 0.0) if scale is None else float(scale)
+    if s.size == 0 or ref == 0.0:
         return 0
-    return int(np.count_nonzero(s > rtol * s[0]))
+    return int(np.count_nonzero(s > rtol * ref))
+
+
+_rank_from_singular_values = rank_from_singular_values  # older private name
 
 
 def orthonormal_basis(A, *, name: str = "A", rtol: float | None = None) -> np.ndarray:
