@@ -17,4 +17,5 @@ def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
 
     if not sys.stderr.isatty() and "notebook" not in tqdm.__module__:
         return None
+    kw.setdefault("mininterval", 0)  # items are slow (pairs, checkpoints): show every step
     return tqdm(total=total, desc=label, file=sys.stderr, leave=False, **kw)

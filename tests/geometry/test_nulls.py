@@ -5,7 +5,12 @@ import pytest
 
 from flagalign.errors import InputError
 from flagalign.geometry import commutator_norm, gram_commutator
-from flagalign.geometry.nulls import NullEstimate, commutator_null, commutator_null_sq
+from flagalign.geometry.nulls import (
+    NullEstimate,
+    commutator_null,
+    commutator_null_rms,
+    commutator_null_sq,
+)
 from flagalign.geometry.random import haar_orthogonal
 
 
@@ -80,3 +85,30 @@ def test_bad_input_is_input_error(kw):
         commutator_null(**kw)
     with pytest.raises(InputError):
         commutator_null([1.0], [1.0], 3, samples=1)
+
+
+def test_early_stop_is_deterministic_and_within_its_target():
+    rng = np.random.default_rng(8)
+    a, b = rng.random(30) + 0.5, rng.random(40) + 0.5
+    full = commutator_null(a, b, 64, samples=400, seed=2)
+    early = commutator_null(a, b, 64, samples=400, seed=2, rel_se=0.01)
+    assert 8 <= early.samples < 400 and early.se <= 0.01 * early.mean
+    assert early == commutator_null(a, b, 64, samples=400, seed=2, rel_se=0.01)
+    assert abs(early.mean - full.mean) <= 3 * np.hypot(early.se, full.se)
+
+
+def test_rms_null_from_grams_is_the_exact_second_moment_and_bounds_the_mean():
+    rng = np.random.default_rng(11)
+    n = 32
+    w = rng.standard_normal((n, 20))
+    x = rng.standard_normal((12, n))
+    a = np.linalg.svd(w, compute_uv=False) ** 2
+    b = np.linalg.svd(x, compute_uv=False) ** 2
+    rms = commutator_null_rms(w @ w.T, x.T @ x)
+    assert rms == pytest.approx(np.sqrt(commutator_null_sq(a, b, n)), rel=1e-10)
+    # Jensen: E c ≤ √(E c²), and the gap is small at n = 32 (eq. (50): 0.2 %)
+    est = commutator_null(a, b, n, samples=2000, seed=4)
+    assert est.mean - 3 * est.se <= rms <= 1.01 * (est.mean + 3 * est.se)
+    assert commutator_null_rms(np.zeros((3, 3)), np.eye(3)) == 0.0
+    with pytest.raises(InputError):
+        commutator_null_rms(np.eye(3), np.eye(4))

@@ -23,19 +23,14 @@ from .commutator import commutator_and_product
 from .flags import flag_table
 from .imbalance import Imbalance, imbalance_from_grams
 from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
-from .nulls import NullEstimate, commutator_null
+from .nulls import commutator_null_rms
 from .svd import TopSubspaces, top_subspaces
 
 __all__ = ["PairAlignment", "assemble_pair", "pair_alignment", "lost_dims", "lost_dims_at",
-           "default_k", "MAX_DEFAULT_K", "NULL_SAMPLES"]
+           "default_k", "MAX_DEFAULT_K"]
 
 #: Upper bound of the default k (eq. (14)).
 MAX_DEFAULT_K = 64
-
-#: Haar draws of the commutator null (eq. (50)) per pair. The normalised commutator concentrates
-#: (its spread is a few % of its mean at n ≥ 64), so 16 draws give a standard error ≲ 1 % of c⁰.
-NULL_SAMPLES = 16
-
 
 def default_k(n: int, rank: int) -> int:
     """Default flag depth k = max(1, min(64, ⌊n/4⌋, rank)) (eq. (14)).
@@ -66,8 +61,8 @@ class PairAlignment:
     imbalance : Imbalance   norms of D (eq. (11))
     lost_dims : int         dim(col W ∩ ker W_next) (eq. (12))
     tol : float             sine tolerance used for intersection_dim
-    commutator_null : NullEstimate or None
-                            Haar null c⁰ of the commutator (eq. (50)); None when not computed
+    commutator_null : float  Haar null c⁰ = √(E c²) of the commutator (eq. (50)); NaN when not
+                            computed
     """
 
     n: int
@@ -83,13 +78,13 @@ class PairAlignment:
     imbalance: Imbalance
     lost_dims: int
     tol: float
-    commutator_null: NullEstimate | None = None
+    commutator_null: float = math.nan
 
     @property
     def commutator_ratio(self) -> float:
         """commutator / c⁰ (eq. (50)): ≈ 1 at chance, 0 for a shared eigenbasis; NaN if c⁰ = 0."""
-        c0 = self.commutator_null.mean if self.commutator_null is not None else math.nan
-        return self.commutator / c0 if c0 else math.nan
+        c0 = self.commutator_null
+        return self.commutator / c0 if c0 and not math.isnan(c0) else math.nan
 
     def scalars(self) -> dict:
         """The flat per-pair numbers, keyed by their ``pairs.csv`` column (docs/schema.md)."""
@@ -113,8 +108,7 @@ class PairAlignment:
             "intersection_dim": int(self.intersection_dim),
             "lost_dims": int(self.lost_dims),
             "commutator": float(self.commutator),
-            "commutator_null": (float(self.commutator_null.mean)
-                                if self.commutator_null is not None else math.nan),
+            "commutator_null": float(self.commutator_null),
             "commutator_ratio": float(self.commutator_ratio),
             "imbalance": float(imb.relative),
             "imbalance_diag": float(imb.diag / denom) if ok else math.nan,
@@ -124,21 +118,8 @@ class PairAlignment:
         }
 
 
-def _squared_spectrum(x: np.ndarray, f, rtol: float) -> np.ndarray:
-    """σ(x)² above the rank threshold of eq. (3): from a factor showing the full spectrum, else
-    the eigenvalues of x's smaller Gram (min(shape)³, never an SVD of x)."""
-    if f is not None and getattr(f, "rank", None) is None and f.s.size == min(x.shape):
-        s2 = np.asarray(f.s, dtype=np.float64) ** 2
-    else:
-        g = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
-        s2 = sla.eigvalsh(g, check_finite=False)[::-1]
-    top = float(s2[0]) if s2.size else 0.0
-    return s2[s2 > (rtol**2) * top] if top > 0 else s2[:0]
-
-
 def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol_n: float,
-                  bias=None, rank_next: int | None = None, null_samples: int = NULL_SAMPLES,
-                  seed: int = 0) -> PairAlignment:
+                  bias=None, rank_next: int | None = None) -> PairAlignment:
     """The one pair assembler: :class:`PairAlignment` of (W, W') at flag depth ``k`` from factors.
 
     Parameters
@@ -158,10 +139,6 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         W's output bias (W̃ = [W, b] in D, eq. (11)).
     rank_next : int, optional
         rank W' at ``rtol_n`` when the caller knows it exactly (``right`` may be truncated).
-    null_samples : int
-        Haar draws of the commutator null (eq. (50)); 0 skips it (``commutator_null`` None).
-    seed : int
-        Seed of the null's draws.
     """
     n = W.shape[0]
     u, v = left.U[:, :k], right.V[:, :k]
@@ -174,11 +151,6 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
     g_in = g_w if bias is None else g_w + np.outer(bias, bias)
     method = "randomized" if "randomized" in (left.method, right.method) else "exact"
     commutator, m = commutator_and_product(W, Wn, g_w, g_next)
-    null = None
-    if null_samples:
-        null = commutator_null(_squared_spectrum(W, left, rtol_w),
-                               _squared_spectrum(Wn, right, rtol_n), n,
-                               samples=int(null_samples), seed=seed)
     return PairAlignment(
         n=n,
         k=k,
@@ -193,7 +165,7 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         imbalance=imbalance_from_grams(g_in, g_next),
         lost_dims=lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
         tol=float(tol),
-        commutator_null=null,
+        commutator_null=commutator_null_rms(g_w, g_next),
     )
 
 
@@ -207,7 +179,6 @@ def pair_alignment(
     left: TopSubspaces | None = None,
     right: TopSubspaces | None = None,
     seed: int = 0,
-    null_samples: int = NULL_SAMPLES,
 ) -> PairAlignment:
     """Every alignment observable of one adjacent pair y = W_next σ(W x) (eq. (14)).
 
@@ -230,9 +201,7 @@ def pair_alignment(
         Precomputed factors of W and W_next with at least k triplets, to share work between
         pairs that share a matrix.
     seed : int
-        Seed for the randomized method and the commutator null.
-    null_samples : int
-        Haar draws of the commutator null (eq. (50)); 0 skips it.
+        Seed for the randomized method.
     """
     w, wdt = as_float64(W, name="W")
     wn, ndt = as_float64(W_next, name="W_next")
@@ -257,8 +226,7 @@ def pair_alignment(
         if b.shape[0] != n:
             raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
     return assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
-                         rtol_n=rank_rtol(wn.shape, ndt), bias=b, null_samples=null_samples,
-                         seed=seed)
+                         rtol_n=rank_rtol(wn.shape, ndt), bias=b)
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:

@@ -2,7 +2,7 @@
 :class:`~.plan.PairTask` and its matrices' factors to the one pair assembler,
 :func:`flagalign.geometry.pair.assemble_pair` (docs/theory.md, eq. (14)).
 
-:func:`measure_task` is a pure, picklable function of (task, matrices, factors, seed): a parallel
+:func:`measure_task` is a pure, picklable function of (task, matrices, factors): a parallel
 runner can call it in a worker process.
 """
 
@@ -42,8 +42,7 @@ def choose_k(k_user, n: int, rank_w: int, rank_next: int) -> int:
     return max(1, min(int(k_user), r))
 
 
-def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, seed: int = 0,
-                 keep_flag: bool = True):
+def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True):
     """Measure one planned pair; returns ``(row, flag_table, angles_deg)`` (tables None if the
     row is not ok).
 
@@ -59,8 +58,6 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, seed: int 
         The user's k (None: eq. (14)'s default); capped at both numerical ranks.
     bias : ndarray, optional
         W's output bias (eq. (11)).
-    seed : int
-        Seed of the commutator null (eq. (50)).
     keep_flag : bool
         Return the flag table (else None).
     """
@@ -80,7 +77,7 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, seed: int 
     # truncation below hides it from the assembler
     exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
     pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
-                       rtol_n=rtol_n, bias=bias, seed=seed,
+                       rtol_n=rtol_n, bias=bias,
                        rank_next=rn if exact_rn and task.method == "exact" else None)
     row = pair_row(p, depth, pa, task.method, time.perf_counter() - t0)
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64)).astype(np.float32)

@@ -64,7 +64,7 @@ def analyze(
     heads : bool
         Also run the optional attention-heads hook (``flagalign.diagnostics.heads``).
     seed : int
-        Seed of the randomized SVD and of the commutator null (eq. (50)).
+        Seed of the randomized SVD.
     keep_flags : bool
         Keep each pair's flag table in :attr:`Analysis.flag_tables`.
 
@@ -83,7 +83,7 @@ def analyze(
         for task in plan.pairs:
             if bar is not None:
                 bar.set_postfix_str(task.pair.name[-50:], refresh=False)
-            rows.append(_measure(net, store, task, k, seed, keep_flags, tables, angles))
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles))
             if bar is not None:
                 bar.update()
     finally:
@@ -101,7 +101,7 @@ def analyze(
     return an
 
 
-def _measure(net, store, task, k, seed, keep_flags, tables, angles) -> dict:
+def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
     """One pair through the store and :func:`measure_task`; a failure becomes the row's status."""
     p, t0 = task.pair, time.perf_counter()
     try:
@@ -111,8 +111,7 @@ def _measure(net, store, task, k, seed, keep_flags, tables, angles) -> dict:
         else:
             row, table, ang = measure_task(
                 task, store.matrix(p.left), store.matrix(p.right), store.factors(p.left),
-                store.factors(p.right), k_user=k, bias=net.bias(p.left), seed=seed,
-                keep_flag=keep_flags)
+                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags)
     except Exception as exc:  # noqa: BLE001 - one bad pair never stops the run
         log.warning("pair %s failed: %s", p.name, exc)
         row = empty_row(p, task.depth, task.method, f"error: {type(exc).__name__}: {exc}"[:200])

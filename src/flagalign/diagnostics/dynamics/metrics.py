@@ -58,7 +58,7 @@ def pair_metrics(W, W_next, bias=None, k: int | None = None, method: str = "auto
     (dict, int)
         ``{metric: value}`` for every name in :data:`METRICS`, and the k used.
     """
-    pa = pair_alignment(W, W_next, k=k, method=method, bias=bias, null_samples=0)
+    pa = pair_alignment(W, W_next, k=k, method=method, bias=bias)
     from ..._arrays import as_float64
 
     w, _ = as_float64(W, name="W")

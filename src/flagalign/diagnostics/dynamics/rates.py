@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import InputError
+
 __all__ = [
     "Prediction",
     "RateFit",
@@ -88,9 +90,9 @@ def law_rate(lr: float, weight_decay: float, momentum: float = 0.0) -> float:
     """
     eta, lam, beta = float(lr), float(weight_decay), float(momentum)
     if not (0.0 <= beta < 1.0):
-        raise ValueError(f"momentum must be in [0, 1), got {beta}")
+        raise InputError(f"momentum must be in [0, 1), got {beta}")
     if not (0.0 < eta * lam < 1.0):
-        raise ValueError(f"lr*weight_decay must be in (0, 1), got {eta * lam}")
+        raise InputError(f"lr*weight_decay must be in (0, 1), got {eta * lam}")
     if beta == 0.0:
         return -2.0 * math.log1p(-eta * lam)
     b = 1.0 + beta - eta * lam
@@ -220,7 +222,7 @@ def fit_rate(steps, values, *, start=None, stop=None, tail: float = 0.5, floor=N
     s = np.asarray(steps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if s.shape != v.shape:
-        raise ValueError(f"steps and values differ in length: {s.shape} vs {v.shape}")
+        raise InputError(f"steps and values differ in length: {s.shape} vs {v.shape}")
     ok = np.isfinite(v) & (v > 0) & np.isfinite(s)
     if floor is not None:
         ok &= v > np.asarray(floor, dtype=np.float64)
