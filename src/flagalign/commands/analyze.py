@@ -3,12 +3,16 @@ report.html (docs/schema.md)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
 
 from .._threads import blas_threads
+from ..diagnostics import FORMATS, analyze
+from ..diagnostics.analysis import load_network
 from ..errors import InputError
+from ..report.html import short_pair
 
 __all__ = ["register", "run", "parse_list", "default_out"]
 
@@ -30,8 +34,6 @@ def default_out(model_name: str) -> Path:
 
 
 def _positive_int(text: str) -> int:
-    import argparse
-
     try:
         v = int(text)
     except ValueError:
@@ -42,8 +44,6 @@ def _positive_int(text: str) -> int:
 
 
 def _tol(text: str) -> float:
-    import argparse
-
     try:
         v = float(text)
     except ValueError:
@@ -87,15 +87,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..diagnostics import FORMATS, analyze
-
     formats = parse_list(args.format, "--format")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InputError(f"--format {bad[0]!r}: choose from {', '.join(FORMATS)}")
     kinds = parse_list(args.kinds, "--kinds") or None
-    from ..diagnostics.analysis import load_network
-
     net = load_network(args.source)  # metadata only: fails fast on a missing or corrupt file
     out_dir = args.out if args.out is not None else default_out(net.name)
     try:
@@ -130,11 +126,10 @@ def run(args) -> int:
 
 def _print_table(an, n: int = 5) -> None:
     """The most and least aligned pairs (by overlap / baseline) as a rich table on stdout."""
-    from rich.console import Console
+    from rich.console import Console  # deferred: rich (heavy), only to print
     from rich.markup import escape
     from rich.table import Table
 
-    from ..report.html import short_pair
 
     ok = an.pairs[an.pairs["status"] == "ok"].sort_values("overlap_ratio", ascending=False)
     s = an.summary

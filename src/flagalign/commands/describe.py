@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 
 from ..diagnostics.analysis import load_network, make_plan
+from .analyze import _positive_int, parse_list
 
 __all__ = ["register", "run", "plan_rows"]
 
@@ -18,8 +19,6 @@ def register(subparsers) -> None:
         "measure, with the SVD method and k each would use. Reads only metadata.",
     )
     p.add_argument("source", help="model file, folder or alias")
-    from .analyze import _positive_int
-
     p.add_argument("-k", type=_positive_int, default=None, help="flag depth k (as for analyze)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto")
     p.add_argument("--kinds", default=None, help="only these pair kinds, comma-separated")
@@ -44,10 +43,8 @@ def plan_rows(net, k=None, method="auto", kinds=None, layers=None) -> list[dict]
 
 def run(args) -> int:
     from rich.console import Console  # deferred: rich is only needed to print (heavy import)
-    from rich.markup import escape
+    from rich.markup import escape  # (rich: deferred, only to print)
     from rich.table import Table
-
-    from .analyze import parse_list
 
     net = load_network(args.source)
     kinds = parse_list(args.kinds, "--kinds") or None

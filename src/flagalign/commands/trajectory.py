@@ -14,9 +14,9 @@ Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
+from .._progress import progress_bar
 from ..errors import InputError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
@@ -113,11 +113,7 @@ def run(args) -> int:
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ckpts), desc="checkpoints", file=sys.stderr, leave=False)
+    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
     rows, ks, dtypes = [], {}, {}
     for step, path in ckpts:
         net = load(str(path))

@@ -8,7 +8,11 @@ and the relative change ‖B − A‖_F / ‖A‖_F. Used by ``flagalign compare
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from ..errors import InputError, ShapeMismatchError
+from ..geometry import default_k, principal_angles, top_subspaces
 
 __all__ = ["compare_networks", "COMPARE_COLUMNS"]
 
@@ -32,11 +36,6 @@ def compare_networks(net_a, net_b, k: int | None = None):
     ShapeMismatchError
         No matrix of the same name and shape in both networks.
     """
-    import numpy as np
-    import pandas as pd
-
-    from ..geometry import default_k, principal_angles, top_subspaces
-
     if k is not None and k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
     rows, skipped = [], []

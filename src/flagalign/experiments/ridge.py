@@ -22,13 +22,13 @@ Full batch (deterministic gradient descent) keeps the O(η²) term of eq. (21) a
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
 LR = 0.2
@@ -200,11 +200,7 @@ def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult
             configs.append(dict(optimizer="sgd", activation=a, lam=lam, lr=LR, steps=steps))
     configs.append(dict(optimizer=ADAM["optimizer"], activation=ADAM["activation"],
                         lam=ADAM["weight_decay"], lr=ADAM["lr"], steps=ADAM_STEPS[mode]))  # fmt: skip
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(configs), desc="ridge", file=sys.stderr, leave=False)
+    bar = progress_bar(len(configs), progress, "ridge")
     runs = []
     with torch_threads(1):
         data = load_digits_data()

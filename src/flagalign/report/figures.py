@@ -7,8 +7,6 @@ turns one into an embeddable PNG so the report needs no other file and no networ
 
 from __future__ import annotations
 
-import base64
-import io
 import textwrap
 
 import numpy as np

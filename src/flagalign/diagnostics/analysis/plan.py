@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import InputError
+from ...models import load
+from ...models.network import Network
 from ...geometry import choose_method, default_k, default_sine_tol, rank_rtol
 
 __all__ = ["AnalysisPlan", "PairTask", "MatrixTask", "make_plan", "load_network", "parse_layers",
@@ -25,9 +27,6 @@ _NUM = re.compile(r"(?:^|[._/])(\d+)(?=$|[._/])")
 def load_network(source):
     """A :class:`~flagalign.models.Network` as is, else ``flagalign.load(source)`` (metadata only:
     fails fast on a missing or corrupt file)."""
-    from ...models import load
-    from ...models.network import Network
-
     return source if isinstance(source, Network) else load(source)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,6 @@ class Analysis:
     @property
     def flags(self) -> dict:
         """Deprecated name of :attr:`flag_tables` (it collided with ``Network.flags``)."""
-        import warnings
-
         warnings.warn("Analysis.flags is renamed Analysis.flag_tables", DeprecationWarning,
                       stacklevel=2)
         return self.flag_tables
