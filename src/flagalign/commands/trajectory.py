@@ -156,13 +156,11 @@ def run(args) -> int:
 
 
 def _figure(hist, rates, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
     for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
         if i >= 10:
             break
@@ -178,5 +176,4 @@ def _figure(hist, rates, path: Path) -> Path:
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -242,10 +242,7 @@ def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
 
 
 def _figure(frame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     from ..collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
 
@@ -265,7 +262,8 @@ def _figure(frame, path: Path) -> Path:
          True),
         ("train accuracy", [("train_acc", "")], None, False),
     ]  # fmt: skip
-    fig, axes = plt.subplots(3, 3, figsize=(13, 10))
+    fig = Figure(figsize=(13, 10))
+    axes = fig.subplots(3, 3)
     colors = {"linear": "tab:blue", "relu": "tab:red"}
     for ax, (title, series, tol, logy) in zip(axes.flat, panels):
         for a in ACTS:
@@ -285,7 +283,6 @@ def _figure(frame, path: Path) -> Path:
     fig.suptitle("Neural Collapse levels on digits MLPs: linear vs ReLU (docs/theory.md §3)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

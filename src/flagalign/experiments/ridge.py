@@ -147,14 +147,12 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
 
 
 def _figure(runs: list[Run], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     present = {(r.optimizer, r.activation) for r in runs}
     panels = [p for p in [("sgd", a) for a in ACTS] + [("adamw", ADAM["activation"])] if p in present]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     axes = axes[0]
     for ax, (opt, act) in zip(axes, panels):
         sel = [r for r in runs if r.optimizer == opt and r.activation == act]
@@ -178,7 +176,6 @@ def _figure(runs: list[Run], path: Path) -> Path:
     axes[0].set_ylabel("imbalance (dashed: predicted slope)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
