@@ -1,5 +1,5 @@
 """``flagalign heads SOURCE``: attention-head subspace overlap per layer, with a random-init
-control and (optionally) head-to-head composition scores (issue 5; docs/heads.md)."""
+control and (optionally) head-to-head composition scores (docs/heads.md)."""
 
 from __future__ import annotations
 

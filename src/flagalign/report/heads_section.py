@@ -1,4 +1,4 @@
-"""The report's "Attention heads" section (issue 5; docs/theory.md, eqs. (40)–(47)).
+"""The report's "Attention heads" section (docs/theory.md, eqs. (40)–(47)).
 
 Registered with :func:`flagalign.report.register_section` on import; the heads analysis hook
 (:func:`flagalign.diagnostics.heads.analysis_hook`) imports this module, so the section exists
