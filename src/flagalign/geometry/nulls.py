@@ -4,7 +4,9 @@ A score is only informative next to what it would be by chance. The Gram commuta
 eq. (10) depends on the spectra of the two Grams *and* on how their eigenbases sit relative to
 each other; :func:`commutator_null` keeps both spectra and draws the relative rotation from the
 Haar measure on O(n), so ``commutator / null`` is ≈ 1 for a reader rotated at random and ≈ 0 for
-a pair that shares its eigenbasis.
+a pair that shares its eigenbasis. ``pairs.csv`` reports the exact, O(n²) root mean square
+:func:`commutator_null_rms` (≥ the Monte Carlo mean of :func:`commutator_null` by a Jensen gap
+below 1.2 %, eq. (50)).
 """
 
 from __future__ import annotations
