@@ -85,6 +85,18 @@ def _rates_figure(table, **options):
 
 _register_drawer("heads", _heads_figure)
 _register_drawer("rates", _rates_figure)
+from .diagnostics.analysis import register_html_renderer as _register_html_renderer
+
+
+def _render_html(analysis) -> str:
+    """``Analysis.to_html``: diagnostics never imports report, so the package root (above both)
+    wires them; the import is deferred because report needs matplotlib (heavy)."""
+    from .report import render_html
+
+    return render_html(analysis)
+
+
+_register_html_renderer(_render_html)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -26,7 +26,9 @@ def test_compare_runs_inside_the_thread_limit(monkeypatch):
         with real(n):
             yield
 
-    monkeypatch.setattr(threads_mod, "blas_threads", limit)
+    import flagalign.diagnostics.compare as compare_mod
+
+    monkeypatch.setattr(compare_mod, "blas_threads", limit)  # the name compare_networks calls
     t1, _ = compare_networks(na, nb)
     tn, _ = compare_networks(na, nb, threads=None)
     assert calls == [1, None]

@@ -12,6 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
+
+from ..diagnostics.compare import compare_networks
+from ..models import load
+
 __all__ = ["register", "run"]
 
 
@@ -40,11 +45,6 @@ def _threads_arg(text: str) -> int:
 
 
 def run(args) -> int:
-    import pandas as pd
-
-    from .. import load
-    from ..diagnostics.compare import compare_networks
-
     net_a, net_b = load(args.a), load(args.b)
     table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads)
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "model"  # noqa: E731

@@ -8,7 +8,13 @@ and the relative change ‖B − A‖_F / ‖A‖_F. Used by ``flagalign compare
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
+from .._threads import blas_threads
+from .._validate import check_k
 from ..errors import ShapeMismatchError
+from ..geometry import default_k, principal_angles, top_subspaces
 
 __all__ = ["compare_networks", "COMPARE_COLUMNS"]
 
@@ -35,14 +41,6 @@ def compare_networks(net_a, net_b, k: int | None = None, *, threads: int | None 
     ShapeMismatchError
         No matrix of the same name and shape in both networks.
     """
-    import numpy as np
-    import pandas as pd
-
-    from ..geometry import default_k, principal_angles, top_subspaces
-
-    from .._threads import blas_threads
-    from .._validate import check_k
-
     if k is not None:
         k = check_k(k, "--k")
     rows, skipped = [], []
