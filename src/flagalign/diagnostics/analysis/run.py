@@ -34,6 +34,7 @@ def analyze(
     heads: bool = True,
     seed: int = 0,
     keep_flags: bool = True,
+    fold_norms: bool = True,
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
 
@@ -67,6 +68,10 @@ def analyze(
         Seed of the randomized SVD.
     keep_flags : bool
         Keep each pair's flag table in :attr:`Analysis.flag_tables`.
+    fold_norms : bool
+        Fold normalisation gains into the adjacent matrices when loading ``source_or_network``
+        (:func:`flagalign.load`); False measures the stored weights (``analyze --raw``). Ignored
+        for a :class:`~flagalign.models.Network`, which is measured as it is.
 
     Returns
     -------
@@ -74,7 +79,7 @@ def analyze(
     """
     t_start = time.perf_counter()
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
-    net = load_network(source_or_network)
+    net = load_network(source_or_network, fold_norms=fold_norms)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
     store = FactorStore(net, plan.matrices, seed)
     rows, tables, angles = [], {}, {}

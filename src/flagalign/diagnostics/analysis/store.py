@@ -134,7 +134,7 @@ class FactorStore:
             self._bad[name] = f"non-finite values in {name}"
             return None
         if not np.any(w):
-            self._bad[name] = f"{name} is all zeros"
+            self._bad[name] = self.network.zero_reason(name) or f"{name} is all zeros"
             return None
         self._mats[name] = _Entry(w, self.uses[name])
         return w
