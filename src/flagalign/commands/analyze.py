@@ -56,6 +56,7 @@ def _tol(text: str) -> float:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "analyze",
+        aliases=["analyse"],
         help="measure every adjacent pair; write pairs.csv, summary.json and report.html",
         description="Measure the alignment geometry of every adjacent layer pair of a model "
         "(weights only) and write a table, a JSON summary and a self-contained HTML report.",
@@ -63,7 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("source", help="model file, folder or alias (anything flagalign.load reads)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: flagalign-out/<model-name>/)")
-    p.add_argument("-k", type=_positive_int, default=None,
+    p.add_argument("-k", "--k", dest="k", type=_positive_int, default=None,
                    help="flag depth k (default: min(64, n/4, rank) per pair)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto",
                    help="SVD method (auto: exact up to 2048² entries, randomized above)")

@@ -75,7 +75,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoint_dir", type=Path, help="folder of checkpoints (files or folders)")
     p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--k", type=int, default=None, help="flag depth (default: eq. (14))")
+    p.add_argument("-k", "--k", dest="k", type=int, default=None, help="flag depth (default: eq. (14))")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate η (for the prediction)")
     p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay λ on every parameter")
     p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum β (default 0)")
@@ -162,8 +162,9 @@ def run(args) -> int:
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
     show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
-        print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    from ._table import print_frame
+
+    print_frame(show, columns=cols, max_rows=200)
     print(f"prediction: {pred.reason}")
     for f in (out / "trajectory.csv", out / "rates.csv", fig):
         print(f"wrote {f}")

@@ -118,6 +118,10 @@ class HeadOverlap:
 
     def to_markdown(self) -> str:
         """The per-layer table as GitHub markdown (trained vs control side by side if present)."""
+        return _markdown(self.summary_table())
+
+    def summary_table(self):
+        """The per-layer table, trained vs control side by side if present (a DataFrame)."""
         cols = ["layer", "heads", "head_dim", "mean_overlap", "baseline", "se", "z", "ratio",
                 "effective_heads", "effective_baseline", "most_redundant"]
         t = self.layers[cols].copy()
@@ -125,7 +129,7 @@ class HeadOverlap:
             c = self.control.layers.set_index("layer")
             t.insert(8, f"ratio_{self._ctag}", t["layer"].map(c["ratio"]))
             t.insert(10, f"eff_{self._ctag}", t["layer"].map(c["effective_heads"]))
-        return _markdown(t)
+        return t
 
     def save(self, out_dir, *, figures: bool = True, prefix: str = "heads") -> list[Path]:
         """Write ``{prefix}_layers.csv``, ``{prefix}_pairs.csv`` (and the control's, suffixed
