@@ -20,9 +20,20 @@ __all__ = [
     "commutator_imbalance_vs_depth",
     "to_data_uri",
     "kind_colors",
+    "KIND_COLORS",
+    "analysis_figure",
 ]
 
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+#: One fixed colour per pair kind, the same in every report and notebook figure.
+KIND_COLORS = {
+    "mlp": "#1f77b4",
+    "ov": "#d62728",
+    "residual": "#2ca02c",
+    "sequential": "#9467bd",
+    "conv": "#ff7f0e",
+    "qk": "#8c564b",
+}
+_SPARE = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
 
 def _figure(figsize):
@@ -33,8 +44,19 @@ def _figure(figsize):
 
 
 def kind_colors(kinds) -> dict:
-    """One fixed colour per pair kind (same colours in every figure)."""
-    return {k: _PALETTE[i % len(_PALETTE)] for i, k in enumerate(sorted(kinds))}
+    """The colour of each pair kind: :data:`KIND_COLORS` (fixed across reports); a kind not
+    listed there gets a spare colour from a hash of its name (also stable)."""
+    import zlib
+
+    return {k: KIND_COLORS.get(k, _SPARE[zlib.crc32(str(k).encode()) % len(_SPARE)])
+            for k in kinds}
+
+
+def analysis_figure(analysis, which: str = "overlap"):
+    """The figure ``which`` (``overlap``, ``angles``, ``flags``, ``commutator``) of an
+    Analysis: what ``Analysis.plot`` returns."""
+    return {"overlap": overlap_vs_depth, "angles": angle_heatmaps, "flags": flag_heatmaps,
+            "commutator": commutator_imbalance_vs_depth}[which](analysis)
 
 
 def _ok(analysis):

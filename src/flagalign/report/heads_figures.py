@@ -4,7 +4,7 @@ Every figure is a :class:`matplotlib.figure.Figure` built directly (no pyplot st
 switch), so drawing works in any backend and leaves no global figure behind.
 :func:`save_figures` is what ``HeadOverlap.save(figures=True)`` and
 ``Composition.save(figures=True)`` call (registered by ``flagalign/__init__.py``, see
-:mod:`flagalign.diagnostics.heads._figure_writers`).
+:mod:`flagalign.diagnostics._figures`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from ..._validate import check_seed
 from ...geometry.angles import overlap_baseline
 from ...models.network import Network
 from .._figures import draw, html_card, spread
-from ._figure_writers import write_figures
 from .bases import SUBSPACES, as_network, layer_head_bases, shared_mask
 from .controls import mixed_heads, random_init
 from .stats import effective_heads, effective_heads_baseline, mean_overlap_se, overlap_sums
@@ -147,7 +146,7 @@ class HeadOverlap:
             res.pairs().to_csv(q, index=False)
             files += [p, q]
         if figures:
-            files += write_figures(self, out, prefix=prefix)
+            files += draw("heads.files", self, out, prefix=prefix)
         return files
 
 
