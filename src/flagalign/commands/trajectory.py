@@ -160,7 +160,7 @@ def run(args) -> int:
     rates.to_csv(out / "rates.csv", index=False)
     fig = _figure(hist, rates, out / "trajectory.png")
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
-    show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    show = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
     from ._table import print_frame
 
@@ -172,24 +172,11 @@ def run(args) -> int:
 
 
 def _figure(hist, rates, path: Path) -> Path:
-    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
-    import numpy as np
+    """``trajectory.png``: per pair the norm of D the law applies to (‖D‖, or ‖diag D‖ across a
+    ReLU, eq. (23)) with the fitted and predicted slopes — the RateTable figure."""
+    from ..diagnostics.dynamics.fit_table import RateTable
+    from ..report.dynamics_figures import rates_figure  # deferred: matplotlib (heavy)
 
-    fig = Figure(figsize=(6.5, 4))
-    ax = fig.subplots()
-    for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
-        if i >= 10:
-            break
-        sub = sub.sort_values("step")
-        ax.semilogy(sub.step, sub.value.clip(lower=1e-300), "-o", ms=3, color=f"C{i}", label=pair)
-        pr = rates[(rates.pair == pair) & (rates.metric == "imbalance")].predicted
-        if len(pr) and np.isfinite(pr.iloc[0]) and len(sub) > 1:
-            s0, v0 = float(sub.step.iloc[0]), float(sub.value.iloc[0])
-            xs = np.array([s0, float(sub.step.iloc[-1])])
-            ax.semilogy(xs, v0 * np.exp(-pr.iloc[0] * (xs - s0)), "--", color=f"C{i}", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖D‖_F (dashed: predicted)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
+    fig = rates_figure(RateTable.of(rates, hist[["step", "pair", "metric", "value"]]))
     fig.savefig(path, dpi=110)
     return path
