@@ -38,14 +38,14 @@ __all__ = ["run", "CONFIG", "make_resnet", "inner_pairs", "predicted_angle"]
 CONFIG = {
     "channels": (8, 16, 32),
     "blocks": 2,
-    "n_train": 512,
+    "n_train": 256,
     "lr": 0.25,
     "lam": 0.02,
-    "efolds": 3.0,  # T = efolds / (ηλ)
+    "efolds": 2.0,  # T = efolds / (ηλ)
     "records": 40,
-    "seeds": 3,
+    "seeds": 2,
 }
-QUICK = {"n_train": 128, "efolds": 1.0, "records": 16, "seeds": 1, "channels": (4, 8, 8)}
+QUICK = {"n_train": 64, "efolds": 0.5, "records": 12, "seeds": 1, "channels": (4, 8, 8)}
 
 TOL_RATE = 0.05  # plain: fitted diag-D rate within 5 % of r
 TOL_ANGLE = 0.2  # bn: median angular update within 20 % of the equilibrium prediction
@@ -211,5 +211,137 @@ def train_variant(X, y, *, norm: bool, seed: int, cfg: dict) -> tuple[list[dict]
         nl = commutator_null(a, b, rec["_A"].shape[0], samples=NULL_SAMPLES, seed=0)
         finals.append({"pair": name, "c_aug": rec["c_aug"], "null": nl.mean,
                        "c_over_null": rec["c_aug"] / nl.mean if nl.mean > 0 else float("nan"),
-                       "final_loss": float(loss), "steps": steps})  # fmt: skip
+                       "final_loss": float(loss.detach()), "steps": steps})  # fmt: skip
     return rows, ang_rows, finals
+
+
+def _rates(rows, r_pred: float):
+    import pandas as pd
+
+    from ..diagnostics.dynamics.rates import fit_rate
+
+    df = pd.DataFrame(rows)
+    out = []
+    for pair, g in df.groupby("pair", sort=False):
+        fit = fit_rate(g.step, g.D_diag, tail=0.5)
+        out.append({"pair": pair, "rate_D_diag": fit.rate, "rate_se": fit.stderr,
+                    "ratio": fit.rate / r_pred,
+                    "D_diag_first": float(g.D_diag.iloc[0]), "D_diag_last": float(g.D_diag.iloc[-1])})
+    return pd.DataFrame(out)
+
+
+def verdict(rates, angles, cfg) -> list:
+    """docs/results.md ("resnet") criteria."""
+    from .verdict import check
+
+    out = []
+    r = -2.0 * np.log(1.0 - cfg["lr"] * cfg["lam"])
+    p = rates[rates.variant == "plain"]
+    dev = (p.ratio - 1).abs()
+    worst = p.loc[dev.idxmax()]
+    out.append(check("plain: per-channel diag D of every block's conv1→conv2 decays at "
+                     "r = −2log(1−ηλ): max |r̂/r − 1| over blocks and seeds", dev.max(), "<=",
+                     TOL_RATE, f"r = {r:.4g}; worst {worst.pair} seed {int(worst.seed)}: "
+                     f"r̂ = {worst.rate_D_diag:.4g}"))
+    phi = predicted_angle(cfg["lr"], cfg["lam"])
+    med = angles.groupby("seed").angle.median()
+    dev = (med / phi - 1).abs().max()
+    out.append(check("bn: median per-step angular update of conv filters before a BN, last 10 % "
+                     "of steps, vs the equilibrium arctan(√(2ηλ−η²λ²)/(1−ηλ)): max |φ̂/φ − 1| "
+                     "over seeds", dev, "<=", TOL_ANGLE,
+                     f"φ = {phi:.4g} rad; medians {', '.join(f'{x:.4g}' for x in med)}"))
+    return out
+
+
+@register("resnet")
+def run(out_dir, quick: bool = False, progress: bool = True,
+        seeds: int | None = None) -> ExperimentResult:  # fmt: skip
+    """Train both variants for every seed; write CSVs, verdict.json, a figure and a table."""
+    import pandas as pd
+
+    from .hierarchy import torch_threads_one
+    from .verdict import criteria_table, frame_markdown, write_verdict
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {**CONFIG, **(QUICK if quick else {})}
+    if seeds is not None:
+        cfg["seeds"] = int(seeds)
+    torch_threads_one()
+    t0 = time.perf_counter()
+    X, y = _load(cfg["n_train"])
+    r_pred = -2.0 * np.log(1.0 - cfg["lr"] * cfg["lam"])
+    recs, angs, fins, rates = [], [], [], []
+    for variant, norm in (("plain", False), ("bn", True)):
+        for s in range(cfg["seeds"]):
+            t1 = time.perf_counter()
+            rows, ang, finals = train_variant(X, y, norm=norm, seed=s, cfg=cfg)
+            sec = time.perf_counter() - t1
+            meta = {"variant": variant, "seed": s}
+            recs += [{**meta, **r} for r in rows]
+            angs += [{**meta, **a} for a in ang]
+            fins += [{**meta, **f, "seconds": sec} for f in finals]
+            rates.append(_rates(rows, r_pred).assign(**meta))
+            if progress and sys.stderr.isatty():
+                print(f"resnet: {variant} seed {s}: {sec:.0f} s", file=sys.stderr)
+    recs, angs, fins = pd.DataFrame(recs), pd.DataFrame(angs), pd.DataFrame(fins)
+    rates = pd.concat(rates, ignore_index=True)
+    crit = verdict(rates, angs, cfg)
+    seconds = time.perf_counter() - t0
+    files = [out / "resnet_records.csv", out / "resnet_rates.csv", out / "resnet_angles.csv",
+             out / "resnet_final.csv"]  # fmt: skip
+    for f, df in zip(files, (recs, rates, angs, fins)):
+        df.to_csv(f, index=False)
+    meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+    meta["predicted_rate"] = r_pred
+    meta["predicted_angle"] = predicted_angle(cfg["lr"], cfg["lam"])
+    files.append(write_verdict(out, "resnet", crit, quick=quick, seconds=seconds, meta=meta))
+    files.append(_figure(recs, r_pred, out / "resnet.png"))
+    info = (rates.groupby(["variant", "pair"])
+            .agg(rate=("rate_D_diag", "mean"), ratio=("ratio", "mean"),
+                 D_first=("D_diag_first", "mean"), D_last=("D_diag_last", "mean"))
+            .reset_index())  # fmt: skip
+    fin = (fins.groupby(["variant", "pair"])
+           .agg(c_aug=("c_aug", "mean"), c_over_null=("c_over_null", "mean"),
+                loss=("final_loss", "mean")).reset_index())  # fmt: skip
+    acc = recs.groupby(["variant", "seed"]).train_acc.last().groupby("variant").mean()
+    head = (f"ResNet (stem + 3 stages × {cfg['blocks']} basic blocks, channels "
+            f"{list(cfg['channels'])}) on {cfg['n_train']} digits (8×8), full-batch GD η = "
+            f"{cfg['lr']:g}, coupled L2 λ = {cfg['lam']:g} on every parameter, T = "
+            f"{cfg['efolds']:g}/(ηλ) = {int(fins.steps.iloc[0])} steps, cross-entropy, seeds "
+            f"0–{cfg['seeds'] - 1}{' (--quick)' if quick else ''}; final train accuracy "
+            f"plain {acc.get('plain', float('nan')):.3f}, bn {acc.get('bn', float('nan')):.3f}; "
+            f"{seconds:.0f} s wall.")  # fmt: skip
+    md = "\n".join([head, "", criteria_table(crit), "",
+                    "Per-channel diag D of conv1→conv2 (mean over seeds; bn: no law, informational):",
+                    "", frame_markdown(info), "",
+                    "Final Gram commutator of the same pairs vs its Haar null (eq. (50); "
+                    "informational):", "", frame_markdown(fin)])  # fmt: skip
+    (out / "resnet.md").write_text(md + "\n", encoding="utf-8")
+    files.append(out / "resnet.md")
+    return ExperimentResult(name="resnet", table_markdown=md,
+                            passed=all(c.passed for c in crit), files=files)  # fmt: skip
+
+
+def _figure(recs, r_pred: float, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, variant in zip(axes, ("plain", "bn")):
+        sub = recs[(recs.variant == variant) & (recs.seed == 0)]
+        for pair, g in sub.groupby("pair", sort=False):
+            ax.semilogy(g.step, g.D_diag, label=pair)
+        g = sub[sub.pair == sub.pair.iloc[0]]
+        s0, v0 = float(g.step.iloc[len(g) // 2]), float(g.D_diag.iloc[len(g) // 2])
+        xs = np.array([s0, float(g.step.iloc[-1])])
+        ax.semilogy(xs, v0 * np.exp(-r_pred * (xs - s0)), "k--", lw=0.8, label="slope r")
+        ax.set_title(f"{variant}: per-channel ‖diag D‖ (conv1→conv2), seed 0", fontsize=9)
+        ax.set_xlabel("GD step")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
