@@ -49,6 +49,8 @@ QUICK = {"n_train": 64, "efolds": 0.5, "records": 12, "seeds": 1, "channels": (4
 
 TOL_RATE = 0.05  # plain: fitted diag-D rate within 5 % of r
 TOL_ANGLE = 0.2  # bn: median angular update within 20 % of the equilibrium prediction
+TOL_NORM = 0.01  # bn: the norm recursion without first-order term (BN's ε breaks it slightly)
+ACC_MIN = 0.9  # both: the net must train, else the test says nothing
 NULL_SAMPLES = 128
 
 
@@ -103,11 +105,17 @@ def make_resnet(channels, blocks: int, *, norm: bool, seed: int):
     try:
         torch.manual_seed(seed)
         net = Net()
-        if not norm:  # keep the un-normalised residual sum from growing with depth
+        if not norm:
+            # He init keeps the signal alive through 13 un-normalised convs (PyTorch's default,
+            # gain 1/√3 per layer, shrinks it ~1e-3 and weight decay then kills the net); the
+            # residual branches start at 1/4 scale so that the sums do not grow with depth.
             with torch.no_grad():
+                for m in net.modules():
+                    if isinstance(m, nn.Conv2d):
+                        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                        m.bias.zero_()
                 for blk in net.blocks:
                     blk.conv2.weight.mul_(0.25)
-                    blk.conv2.bias.mul_(0.25)
     finally:
         torch.random.set_rng_state(state)
     return net
@@ -175,6 +183,7 @@ def train_variant(X, y, *, norm: bool, seed: int, cfg: dict) -> tuple[list[dict]
     when = set(np.linspace(0, steps, n_rec + 1).round().astype(int).tolist())
     tail_start = int(0.9 * steps)
     rows, angles = [], {}
+    norm_err, eq_index = 0.0, []
     filters = _bn_filters(net) if norm else []
     prev = None
     for t in range(steps + 1):
@@ -191,6 +200,19 @@ def train_variant(X, y, *, norm: bool, seed: int, cfg: dict) -> tuple[list[dict]
             prev = [m.weight.detach().clone().reshape(m.out_channels, -1) for _, m in filters]
         loss = F.cross_entropy(net(X), y)
         grads = torch.autograd.grad(loss, params)
+        if norm:  # scale invariance: ‖w'‖² = (1−ηλ)²‖w‖² + η²‖g‖² exactly iff ⟨w, g⟩ = 0
+            gmap = {id(p): g for p, g in zip(params, grads)}
+            worst, eq = 0.0, []
+            for _, m in filters:
+                w = m.weight.detach().double().reshape(m.out_channels, -1)
+                g = gmap[id(m.weight)].double().reshape(m.out_channels, -1)
+                w1 = (1 - lr * lam) * w - lr * g
+                err = 2 * lr * (1 - lr * lam) * (w * g).sum(1).abs() / (w1 * w1).sum(1)
+                worst = max(worst, float(err.max()))
+                eq.append((lr * (g * g).sum(1) / (2 * lam * (w * w).sum(1))).numpy())
+            norm_err = max(norm_err, worst)
+            if t >= tail_start:
+                eq_index.append(float(np.median(np.concatenate(eq))))
         with torch.no_grad():
             for p, g in zip(params, grads):
                 p.mul_(1.0 - lr * lam).sub_(lr * g)
@@ -211,7 +233,9 @@ def train_variant(X, y, *, norm: bool, seed: int, cfg: dict) -> tuple[list[dict]
         nl = commutator_null(a, b, rec["_A"].shape[0], samples=NULL_SAMPLES, seed=0)
         finals.append({"pair": name, "c_aug": rec["c_aug"], "null": nl.mean,
                        "c_over_null": rec["c_aug"] / nl.mean if nl.mean > 0 else float("nan"),
-                       "final_loss": float(loss.detach()), "steps": steps})  # fmt: skip
+                       "final_loss": float(loss.detach()), "steps": steps,
+                       "norm_recursion_err": norm_err if norm else float("nan"),
+                       "equilibrium_index": float(np.mean(eq_index)) if eq_index else float("nan")})  # fmt: skip
     return rows, ang_rows, finals
 
 
@@ -230,26 +254,37 @@ def _rates(rows, r_pred: float):
     return pd.DataFrame(out)
 
 
-def verdict(rates, angles, cfg) -> list:
+def verdict(rates, angles, finals, cfg) -> list:
     """docs/results.md ("resnet") criteria."""
     from .verdict import check
 
     out = []
     r = -2.0 * np.log(1.0 - cfg["lr"] * cfg["lam"])
     p = rates[rates.variant == "plain"]
+    fp = finals[finals.variant == "plain"].drop_duplicates("seed")
+    out.append(check("plain: the net trains (min final train accuracy over seeds)",
+                     fp.train_acc.min(), ">=", ACC_MIN))
     dev = (p.ratio - 1).abs()
     worst = p.loc[dev.idxmax()]
     out.append(check("plain: per-channel diag D of every block's conv1→conv2 decays at "
                      "r = −2log(1−ηλ): max |r̂/r − 1| over blocks and seeds", dev.max(), "<=",
                      TOL_RATE, f"r = {r:.4g}; worst {worst.pair} seed {int(worst.seed)}: "
                      f"r̂ = {worst.rate_D_diag:.4g}"))
+    fb = finals[finals.variant == "bn"].drop_duplicates("seed")
+    out.append(check("bn: the net trains (min final train accuracy over seeds)",
+                     fb.train_acc.min(), ">=", ACC_MIN))
+    out.append(check("bn: scale invariance, ‖w′‖² = (1−ηλ)²‖w‖² + η²‖g‖² per filter: max "
+                     "relative error over all steps, filters, seeds", fb.norm_recursion_err.max(),
+                     "<=", TOL_NORM))
     phi = predicted_angle(cfg["lr"], cfg["lam"])
     med = angles.groupby("seed").angle.median()
     dev = (med / phi - 1).abs().max()
     out.append(check("bn: median per-step angular update of conv filters before a BN, last 10 % "
                      "of steps, vs the equilibrium arctan(√(2ηλ−η²λ²)/(1−ηλ)): max |φ̂/φ − 1| "
                      "over seeds", dev, "<=", TOL_ANGLE,
-                     f"φ = {phi:.4g} rad; medians {', '.join(f'{x:.4g}' for x in med)}"))
+                     f"φ = {phi:.4g} rad; medians {', '.join(f'{x:.4g}' for x in med)}; "
+                     f"equilibrium index η‖g‖²/(2λ‖w‖²) (1 at equilibrium): "
+                     f"{', '.join(f'{x:.3g}' for x in fb.equilibrium_index)}"))
     return out
 
 
@@ -286,7 +321,9 @@ def run(out_dir, quick: bool = False, progress: bool = True,
                 print(f"resnet: {variant} seed {s}: {sec:.0f} s", file=sys.stderr)
     recs, angs, fins = pd.DataFrame(recs), pd.DataFrame(angs), pd.DataFrame(fins)
     rates = pd.concat(rates, ignore_index=True)
-    crit = verdict(rates, angs, cfg)
+    acc_last = recs.groupby(["variant", "seed"]).train_acc.last().rename("train_acc")
+    fins = fins.merge(acc_last.reset_index(), on=["variant", "seed"])
+    crit = verdict(rates, angs, fins, cfg)
     seconds = time.perf_counter() - t0
     files = [out / "resnet_records.csv", out / "resnet_rates.csv", out / "resnet_angles.csv",
              out / "resnet_final.csv"]  # fmt: skip
