@@ -41,13 +41,18 @@ CONFIG = {
     "widths": (64, 128, 128, 128, 10),
     "alphas": (0.0, 0.25, 0.5, 0.75, 1.0),
     "lambdas": (1e-3, 2e-3),
-    "lr": 1.0,  # η (η = 2 diverges in the pilot); ρ_∇ is reported per run
-    "efolds": 4.0,  # T = efolds / (ηλ): the law shrinks D by e^(−2·efolds)
+    # η per α (protocol v2): the largest η in LR_GRID whose seed-0 pilot at the largest λ ends
+    # with ρ_∇ ≤ TOL_GRAD, else the one with the smallest final ρ_∇ (see :func:`tune_lr`).
+    # Protocol v1 (first full run) used η = 1 for every α and efolds = 4.
+    "lr": "tuned",
+    "efolds": 8.0,  # T = efolds / (ηλ): the law shrinks D by e^(−2·efolds)
     "records": 30,
     "seeds": 5,
     "n_train": 600,  # fixed subset (seed-0 permutation) of the 1797 digits: CPU budget
 }
-QUICK = {"alphas": (0.0, 1.0), "lambdas": (2e-3,), "efolds": 0.75, "records": 8, "seeds": 1}
+LR_GRID = (1.0, 0.5, 0.25)
+QUICK = {"alphas": (0.0, 1.0), "lambdas": (2e-3,), "efolds": 0.75, "records": 8, "seeds": 1,
+         "lr": 1.0}
 
 #: thresholds (fixed before the first full run; docs/results.md).
 TOL_NC1 = 0.1
@@ -262,7 +267,8 @@ def run_grid(*, alphas, lambdas, seeds, efolds, records, lr, n_train=None, jobs=
     """
     import pandas as pd
 
-    tasks = [(lam, a, s, lr, efolds, records, n_train)
+    lr_of = lr if isinstance(lr, dict) else {a: lr for a in alphas}
+    tasks = [(lam, a, s, lr_of[a], efolds, records, n_train)
              for lam in lambdas for a in alphas for s in range(seeds)]  # fmt: skip
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -280,6 +286,25 @@ def run_grid(*, alphas, lambdas, seeds, efolds, records, lr, n_train=None, jobs=
     return pd.DataFrame(rows), pd.DataFrame(finals)
 
 
+def tune_lr(alphas, lam, efolds, records, n_train, jobs=1) -> tuple[dict, object]:
+    """η per α: the largest η in :data:`LR_GRID` whose seed-0 run at λ = ``lam`` ends with
+    ρ_∇ ≤ TOL_GRAD, else the η with the smallest final ρ_∇. Returns (η by α, pilot finals)."""
+    import pandas as pd
+
+    pilots = []
+    for lr in LR_GRID:
+        _, f = run_grid(alphas=alphas, lambdas=(lam,), seeds=1, efolds=efolds, records=records,
+                        lr=lr, n_train=n_train, jobs=jobs)  # fmt: skip
+        pilots.append(f)
+    pil = pd.concat(pilots, ignore_index=True).drop_duplicates(["alpha", "lr"])
+    chosen = {}
+    for a in alphas:
+        g = pil[pil.alpha == a].set_index("lr").grad_ratio
+        ok = [lr for lr in LR_GRID if g[lr] <= TOL_GRAD]
+        chosen[a] = ok[0] if ok else float(g.idxmin())
+    return chosen, pil
+
+
 def verdict(finals, alphas) -> list:
     """The pass criteria of docs/results.md ("hierarchy"), one set per λ (worst case over
     seeds and hidden pairs)."""
@@ -290,7 +315,6 @@ def verdict(finals, alphas) -> list:
     for lam in sorted(finals.lam.unique()):
         f = finals[finals.lam == lam]
         relu, lin = f[f.alpha == lo], f[f.alpha == hi]
-        r = float(f.predicted_rate.iloc[0])
         tag = f"λ={lam:g}"
         worst = f.loc[f.grad_ratio.idxmax()]
         out.append(check(f"{tag}: stationary point verified, max ρ_∇ over all runs",
@@ -309,16 +333,17 @@ def verdict(finals, alphas) -> list:
                          f"max c̃ = {lin.c_aug.max():.2e}"))
         dev = (lin.rate_D_off / lin.predicted_rate - 1).abs().max()
         out.append(check(f"{tag}: linear off-diag D decays at r = −2log(1−ηλ): max |r̂/r − 1|",
-                         dev, "<=", TOL_RATE, f"r = {r:.4g}"))
+                         dev, "<=", TOL_RATE, f"r = {float(lin.predicted_rate.iloc[0]):.4g}"))
         dev = (relu.rate_D_diag / relu.predicted_rate - 1).abs().max()
         out.append(check(f"{tag}: ReLU diag D decays at r: max |r̂/r − 1|", dev, "<=", TOL_RATE,
-                         f"r = {r:.4g}"))
+                         f"r = {float(relu.predicted_rate.iloc[0]):.4g}"))
         out.append(check(f"{tag}: ReLU obstruction, min c̃/null over seeds and pairs",
                          relu.c_aug_over_null.min(), ">=", RELU_NULL_MIN,
                          f"c̃ {relu.c_aug.min():.3g}–{relu.c_aug.max():.3g}"))
         out.append(check(f"{tag}: ReLU obstruction, min relative off-diag D",
                          relu.D_off_rel.min(), ">=", 0.01))
-        flat = max((relu.rate_c_aug.abs() / r).max(), (relu.rate_D_off_rel.abs() / r).max())
+        flat = max((relu.rate_c_aug.abs() / relu.predicted_rate).max(),
+                   (relu.rate_D_off_rel.abs() / relu.predicted_rate).max())
         out.append(check(f"{tag}: ReLU plateau, max |fitted rate| / r of c̃ and rel. off-diag D",
                          flat, "<=", TOL_FLAT))
         rhos = []
@@ -329,6 +354,12 @@ def verdict(finals, alphas) -> list:
                          max(rhos), "<=", RHO_MAX,
                          "per pair: " + ", ".join(f"{x:.3g}" for x in rhos)))
     return out
+
+
+def _lr_text(lr) -> str:
+    if isinstance(lr, dict):
+        return "(" + ", ".join(f"α={a:g}: {v:g}" for a, v in lr.items()) + ", tuned)"
+    return f"{lr:g}"
 
 
 def _figure(frame, finals, path: Path) -> Path:
@@ -385,6 +416,10 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
 
         bar = tqdm(total=len(cfg["alphas"]) * len(cfg["lambdas"]) * cfg["seeds"],
                    desc="hierarchy", file=sys.stderr, leave=False)  # fmt: skip
+    pilot = None
+    if cfg["lr"] == "tuned":
+        cfg["lr"], pilot = tune_lr(cfg["alphas"], max(cfg["lambdas"]), cfg["efolds"],
+                                   cfg["records"], cfg.get("n_train"), jobs)  # fmt: skip
     try:
         frame, finals = run_grid(alphas=cfg["alphas"], lambdas=cfg["lambdas"],
                                  seeds=cfg["seeds"], efolds=cfg["efolds"],
@@ -399,7 +434,12 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
     files = [out / "hierarchy_records.csv", out / "hierarchy_final.csv"]
     frame.to_csv(files[0], index=False)
     finals.to_csv(files[1], index=False)
+    if pilot is not None:
+        files.append(out / "hierarchy_lr_pilot.csv")
+        pilot.to_csv(files[-1], index=False)
     meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+    if isinstance(meta["lr"], dict):
+        meta["lr"] = {str(k): v for k, v in meta["lr"].items()}
     meta["train_seconds_sum"] = float(finals.drop_duplicates(["lam", "alpha", "seed"]).seconds.sum())
     files.append(write_verdict(out, "hierarchy", crit, quick=quick, seconds=seconds, meta=meta))
     files.append(_figure(frame, finals, out / "hierarchy.png"))
@@ -411,7 +451,7 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
             .reset_index())  # fmt: skip
     head = (f"Digits (ZCA-whitened, float64{', ' + str(cfg['n_train']) + ' samples' if cfg.get('n_train') else ', 1797 samples'}), "
             f"MLP {'→'.join(map(str, cfg['widths']))}, leaky-ReLU α ∈ {list(cfg['alphas'])}, MSE, "
-            f"full-batch GD η = {cfg['lr']:g} without momentum, coupled L2 λ ∈ "
+            f"full-batch GD η = {_lr_text(cfg['lr'])} without momentum, coupled L2 λ ∈ "
             f"{list(cfg['lambdas'])}, T = {cfg['efolds']:g}/(ηλ) steps, seeds 0–{cfg['seeds'] - 1}"
             f"{' (--quick)' if quick else ''}; {seconds:.0f} s wall.")  # fmt: skip
     md = "\n".join([head, "", criteria_table(crit), "",
