@@ -87,3 +87,13 @@ def test_cli_rejects_seeds_for_experiments_without_them(capsys):
 
     assert main(["reproduce", "collapse", "--seeds", "2", "--quick"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_results_do_not_depend_on_jobs():
+    from flagalign.experiments.hierarchy import run_grid
+
+    kw = dict(alphas=(0.0, 1.0), lambdas=(2e-3,), seeds=1, efolds=0.02, records=3, lr=1.0,
+              n_train=100)
+    f1 = run_grid(jobs=1, **kw)[1]
+    f2 = run_grid(jobs=2, **kw)[1]
+    assert f1.drop(columns="seconds").equals(f2.drop(columns="seconds"))

@@ -83,3 +83,13 @@ def test_predicted_angle_matches_the_norm_recursion():
         ang = np.arccos(np.clip(w @ w1 / np.linalg.norm(w) / np.linalg.norm(w1), -1, 1))
         w = w1
     assert ang == pytest.approx(predicted_angle(lr, lam), rel=1e-3)
+
+
+def test_training_is_deterministic():
+    from flagalign.experiments.resnet import QUICK, CONFIG, _load, train_variant
+
+    cfg = {**CONFIG, **QUICK, "efolds": 0.05, "records": 2}
+    X, y = _load(40)
+    a = train_variant(X, y, norm=True, seed=0, cfg=cfg)
+    b = train_variant(X, y, norm=True, seed=0, cfg=cfg)
+    assert a == b
