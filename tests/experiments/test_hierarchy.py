@@ -87,6 +87,9 @@ def test_cli_rejects_seeds_for_experiments_without_them(capsys):
 
     assert main(["reproduce", "collapse", "--seeds", "2", "--quick"]) == 2
     assert "--seeds" in capsys.readouterr().err
+    assert main(["reproduce", "hierarchy", "--model", "minilm", "--quick"]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["reproduce", "hierarchy", "--seeds", "0", "--quick"]) == 2
 
 
 def test_results_do_not_depend_on_jobs():

@@ -45,7 +45,8 @@ def test_quick_minilm(tmp_path):
     from flagalign.cli import main
 
     t0 = time.perf_counter()
-    rc = main(["reproduce", "lm-heads", "--quick", "--out", str(tmp_path), "--quiet"])
+    rc = main(["reproduce", "lm-heads", "--quick", "--model", "minilm", "--out", str(tmp_path),
+               "--quiet"])
     assert time.perf_counter() - t0 < 120
     doc = check_verdict(tmp_path / "verdict.json", "lm-heads", passed=(rc == 0))
     names = [c["name"] for c in doc["criteria"]]

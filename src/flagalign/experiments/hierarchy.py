@@ -215,6 +215,20 @@ def _rate(rows: list[dict], key: str) -> float:
     return fit_rate(steps, [r[key] for r in rows], tail=0.5).rate
 
 
+def _rate_prefloor(rows: list[dict], key: str, factor: float = 20.0) -> float:
+    """Supplementary (not a criterion; added after run 1/2, docs/results.md): the rate fitted on
+    the records from T/4 on whose value is still ``factor``× above the final one, i.e. before
+    the forcing floor of eq. (28). NaN with fewer than 3 such records."""
+    from ..diagnostics.dynamics.rates import fit_rate
+
+    st = np.array([r["step"] for r in rows], dtype=float)
+    v = np.array([r[key] for r in rows], dtype=float)
+    ok = (st >= 0.25 * st.max()) & (v > factor * v[-1])
+    if ok.sum() < 3:
+        return float("nan")
+    return fit_rate(st[ok], v[ok], start=0).rate
+
+
 def _spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
@@ -242,7 +256,8 @@ def _task(task: tuple) -> tuple[list[dict], list[dict]]:
         out_f.append({**meta, **f, "seconds": sec,
                       "predicted_rate": -2.0 * np.log(1.0 - lr * lam),
                       **{f"rate_{k}": _rate(pr, k)
-                         for k in ("D", "D_diag", "D_off", "D_off_rel", "c_aug")}})  # fmt: skip
+                         for k in ("D", "D_diag", "D_off", "D_off_rel", "c_aug")},
+                      "rate_D_diag_prefloor": _rate_prefloor(pr, "D_diag")})  # fmt: skip
     return [{**meta, **r} for r in rows], out_f
 
 
@@ -448,15 +463,20 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
             .agg(c_aug=("c_aug", "mean"), ratio=("c_aug_over_null", "mean"),
                  ratio_sd=("c_aug_over_null", "std"), D_off_rel=("D_off_rel", "mean"),
                  grad_ratio=("grad_ratio", "max"), nc1=("nc1", "max"), r=("r", "min"),
-                 sine_r=("level2_r_max_sine", "max"), acc=("train_acc", "min"))
+                 sine_r=("level2_r_max_sine", "max"), acc=("train_acc", "min"),
+                 diag_prefloor_ratio=("rate_D_diag_prefloor", "mean"),
+                 rate_pred=("predicted_rate", "first"))
             .reset_index())  # fmt: skip
+    summ["diag_prefloor_ratio"] = summ.diag_prefloor_ratio / summ.pop("rate_pred")
     head = (f"Digits (ZCA-whitened, float64{', ' + str(cfg['n_train']) + ' samples' if cfg.get('n_train') else ', 1797 samples'}), "
             f"MLP {'→'.join(map(str, cfg['widths']))}, leaky-ReLU α ∈ {list(cfg['alphas'])}, MSE, "
             f"full-batch GD η = {_lr_text(cfg['lr'])} without momentum, coupled L2 λ ∈ "
             f"{list(cfg['lambdas'])}, T = {cfg['efolds']:g}/(ηλ) steps, seeds 0–{cfg['seeds'] - 1}"
             f"{' (--quick)' if quick else ''}; {seconds:.0f} s wall.")  # fmt: skip
     md = "\n".join([head, "", criteria_table(crit), "",
-                    "Per (λ, α, pair), final record, mean over seeds (ρ_∇ and NC1: max):", "",
+                    "Per (λ, α, pair), final record, mean over seeds (ρ_∇ and NC1: max; "
+                    "diag_prefloor_ratio: supplementary, diag-D rate before the eq. (28) floor / r):",
+                    "",
                     frame_markdown(summ)])  # fmt: skip
     (out / "hierarchy.md").write_text(md + "\n", encoding="utf-8")
     files.append(out / "hierarchy.md")
