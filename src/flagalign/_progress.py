@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["progress_bar", "cut"]
+__all__ = ["progress_bar", "progress_iter", "cut"]
 
 
 def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
@@ -26,3 +26,18 @@ def cut(text: str, width: int = 50) -> str:
     pair name keeps its start (``encoder.layer.3.…``), which says where in the model it is."""
     text = str(text)
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def progress_iter(items, enabled: bool = True, label: str = ""):
+    """Iterate over ``items`` with a :func:`progress_bar` that advances per item and is closed at
+    the end (also when the loop is left early)."""
+    items = list(items)
+    bar = progress_bar(len(items), enabled, label)
+    try:
+        for item in items:
+            yield item
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
