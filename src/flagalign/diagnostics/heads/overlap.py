@@ -271,9 +271,11 @@ def head_overlap(
         want = {int(x) for x in layers}
         known = {a.layer for a in atts}
         if want - known:
-            raise InputError(
-                f"layers {sorted(want - known)} not found; attention layers are {sorted(known)}"
-            )
+            ks = sorted(known)
+            valid = (f"{ks[0]}-{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1))
+                     else ", ".join(map(str, ks)))
+            raise InputError(f"--layers {', '.join(map(str, sorted(want - known)))}: "
+                             f"this model's attention layers are {valid}")
         atts = [a for a in atts if a.layer in want]
     mats, shared, rows = {}, {}, []
     for attn in progress_iter(atts, not quiet, f"heads[{subspace}]"):
