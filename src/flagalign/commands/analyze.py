@@ -109,27 +109,28 @@ def run(args) -> int:
 
     net = _load(args.source)  # metadata only: fails fast on a missing or corrupt file
     out_dir = args.out if args.out is not None else default_out(net.name)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)  # before the work, not after
-    except OSError as exc:
-        raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
-    limiter = _limit_threads(args.threads)
-    try:
-        an = analyze(
-            net,
-            k=args.k,
-            method=args.method,
-            tol=args.tol,
-            kinds=kinds,
-            layers=args.layers,
-            progress=not args.quiet,
-            heads=not args.no_heads,
-            seed=args.seed,
-        )
-        paths = an.save(out_dir, formats=formats)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+    from .._output import OutputFolder
+
+    # before the work: exit 2 now if --out is not creatable/writable, full or in use
+    tx = OutputFolder(out_dir, set_name="analyze").open()
+    with tx:  # commits after the whole run has computed; on an error the old set stays
+        limiter = _limit_threads(args.threads)
+        try:
+            an = analyze(
+                net,
+                k=args.k,
+                method=args.method,
+                tol=args.tol,
+                kinds=kinds,
+                layers=args.layers,
+                progress=not args.quiet,
+                heads=not args.no_heads,
+                seed=args.seed,
+            )
+            paths = an.save(tx, formats=formats)
+        finally:
+            if limiter is not None:
+                limiter.restore_original_limits()
     for w in an.warnings:
         print(f"flagalign: warning: {w}", file=sys.stderr)
     if not args.quiet:
