@@ -109,7 +109,7 @@ _SET = re.compile(r"^[A-Za-z0-9_-]+$")
 _MAX_MANIFEST_BYTES = 16 << 20
 #: OWASP CSV injection: cells starting with these are formulas in spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$", re.I)
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def new_run_id() -> str:
@@ -131,7 +131,8 @@ def neutralise_csv_cells(frame):
     """A copy of ``frame`` whose string cells (and string column labels) that a spreadsheet
     would run as a formula — starting with ``=``, ``+``, ``-``, ``@``, tab or CR (OWASP, "CSV
     Injection") — are prefixed with a single quote. Numbers are never touched: numeric columns
-    are skipped, and so are strings that are plain numeric literals (``"-0.5"``, ``"-inf"``)."""
+    are skipped, and so are strings that are plain decimal literals (``"-0.5"``, ``"-1e-3"``;
+    not ``"-inf"``, which a spreadsheet would evaluate as a name)."""
     import pandas as pd
 
     def fix(v):
