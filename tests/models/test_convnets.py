@@ -251,3 +251,145 @@ def test_sequential_module_not_traceable_falls_back():
     net = load(Untraceable())
     assert [(p.left, p.right, p.kind) for p in net.pairs] == [("a.weight", "b.weight", "sequential")]
     assert any("could not trace" in w for w in net.warnings)
+
+
+def _conv_bn_seq():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval()
+    with torch.no_grad():
+        seq[1].weight.uniform_(0.5, 3)
+        seq[1].bias.normal_()
+        seq[1].running_var.uniform_(0.1, 4)
+        seq[1].running_mean.normal_()
+    return torch, seq
+
+
+def _check_folded(net, seq, torch):
+    bn = seq[1]
+    s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+    t = bn.bias.detach().double().numpy() - s * bn.running_mean.double().numpy()
+    raw = seq[0].weight.detach().double().numpy().reshape(8, -1)
+    b0 = seq[0].bias.detach().double().numpy()
+    np.testing.assert_allclose(net.matrix("0.weight"), s[:, None] * raw, rtol=1e-6)
+    np.testing.assert_allclose(net.bias("0.weight"), s * b0 + t, rtol=1e-6, atol=1e-6)
+    # the folded conv reproduces conv -> BN on a real input
+    x = torch.randn(1, 3, 5, 5)
+    with torch.no_grad():
+        ref = seq[1](seq[0](x))[0, :, 0, 0].double().numpy()
+    patch = x[0, :, :3, :3].double().numpy().reshape(-1)
+    np.testing.assert_allclose(net.matrix("0.weight") @ patch + net.bias("0.weight"), ref, atol=1e-5)
+
+
+def test_batchnorm_folded_on_traced_module_path():
+    torch, seq = _conv_bn_seq()
+    net = load(seq, fold_norms=True)
+    assert net.architecture == "traced" and net.fold_norms
+    _check_folded(net, seq, torch)
+    assert not any("BatchNorm" in w for w in net.warnings)
+    raw = load(seq, fold_norms=False)
+    w0 = seq[0].weight.detach().double().numpy().reshape(8, -1)
+    np.testing.assert_array_equal(raw.matrix("0.weight"), w0)
+
+
+def test_batchnorm_folded_on_sequential_file_path(tmp_path):
+    torch, seq = _conv_bn_seq()
+    p = str(tmp_path / "seq.pt")
+    torch.save(seq.state_dict(), p)
+    net = load(p)
+    assert net.architecture == "sequential"
+    _check_folded(net, seq, torch)
+    assert not any("BatchNorm" in w for w in net.warnings)
+
+
+def test_batchnorm_not_after_a_layer_is_warned():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    m = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    net = load(m)
+    assert any("BatchNorm not folded" in w and w.endswith(": 0") for w in net.warnings)
+
+
+# ---------------------------------------------------------------- data-flow depth, zero-γ BatchNorm
+
+
+def _assert_depth_strictly_increases(net):
+    """For every two chained pairs a -> b, b' -> c (b, b' views of one layer): depth grows."""
+    from flagalign.models.depth import layer_of
+
+    layer = layer_of(net.matrices)
+    by_left: dict = {}
+    for p in net.pairs:
+        by_left.setdefault(layer[p.left], []).append(p)
+    chained = 0
+    for p in net.pairs:
+        for q in by_left.get(layer[p.right], []):
+            assert p.depth < q.depth, (p.name, p.depth, q.name, q.depth)
+            chained += 1
+    assert chained >= len(net.pairs) // 2  # the check really walked the data flow
+    return chained
+
+
+def test_resnet18_depth_is_data_flow_position():
+    from timm_like import ResNet18Like
+
+    net = load(ResNet18Like().eval())
+    assert net.architecture == "resnet" and len(net.pairs) == 23
+    _assert_depth_strictly_increases(net)
+    depth = {p.name: p.depth for p in net.pairs}
+    # stage-major: a later stage is deeper, whatever the block index inside the stage
+    d = lambda i, j: depth[f"layer{i}.{j}.conv1.weight -> layer{i}.{j}.conv2.weight:in"]  # noqa: E731
+    assert d(1, 0) < d(1, 1) < d(2, 0) < d(2, 1) < d(3, 0) < d(3, 1) < d(4, 0) < d(4, 1)
+    assert depth["conv1.weight -> layer1.0.conv1.weight:in"] == 0
+    assert depth["layer4.1.conv2.weight -> fc.weight"] == max(depth.values())
+    # the downsample branch sits beside conv1: same level, as the stream they both read
+    assert depth["layer2.0.downsample.0.weight -> layer2.1.conv1.weight:in"] == d(2, 0)
+
+
+def test_zero_gamma_batchnorm_explained_and_raw_loads_nonzero():
+    from timm_like import ResNet18Like
+
+    torch.manual_seed(0)
+    m = ResNet18Like(zero_init_residual=True).eval()
+    net = load(m)
+    w = "layer1.0.conv2.weight"
+    assert not np.any(net.matrix(w)) and not np.any(net.matrix(f"{w}:in"))
+    for name in (w, f"{w}:in"):
+        why = net.zero_reason(name)
+        assert "folded map" in why and "layer1.0.bn2" in why and "fold_norms=False" in why and "--raw" in why
+    assert "layer1.0.bn2" in net.flags[w]  # recorded when read, shown by describe()
+    assert net.zero_reason("layer1.0.conv1.weight") is None  # γ ≠ 0: no excuse invented
+    raw = load(m, fold_norms=False)
+    np.testing.assert_allclose(
+        raw.matrix(w), m.layer1[0].conv2.weight.detach().double().numpy().reshape(8, -1), rtol=1e-7
+    )
+    assert raw.zero_reason(w) is None
+
+
+def test_stored_zero_weight_is_not_blamed_on_the_norm():
+    from timm_like import ResNet18Like
+
+    m = ResNet18Like(zero_init_residual=True).eval()
+    with torch.no_grad():
+        m.layer1[0].conv2.weight.zero_()
+    assert load(m).zero_reason("layer1.0.conv2.weight") is None
+
+
+def test_analyze_raw_flag(tmp_path, capsys):
+    pytest.importorskip("threadpoolctl")
+    from timm_like import ResNet18Like
+
+    from flagalign.cli import main
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet.pt"
+    torch.save(ResNet18Like(zero_init_residual=True).state_dict(), path)
+    import pandas as pd
+
+    main(["analyze", str(path), "--out", str(tmp_path / "folded"), "--format", "csv", "-q", "--no-heads"])
+    folded = pd.read_csv(tmp_path / "folded" / "pairs.csv")
+    assert (folded["status"] != "ok").sum() == 19  # every pair touching a conv2 (γ = 0)
+    main(["analyze", str(path), "--raw", "--out", str(tmp_path / "raw"), "--format", "csv", "-q", "--no-heads"])
+    raw = pd.read_csv(tmp_path / "raw" / "pairs.csv")
+    assert len(raw) == 23 and (raw["status"] == "ok").all()

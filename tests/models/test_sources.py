@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from flagalign import load
+from flagalign._arrays import input_eps
 from flagalign.errors import (
     CorruptFileError,
     FlagalignError,
@@ -18,6 +19,7 @@ from flagalign.errors import (
     UnsupportedFormatError,
 )
 from flagalign.models import aliases
+from flagalign.models.loader import open_source
 from flagalign.models.synthetic import mlp_tensors, write_safetensors
 
 
@@ -269,3 +271,82 @@ def test_gguf_without_llama_metadata(tmp_path):
         load(path)
     _one_line(e, path)
     assert "llama.embedding_length" in str(e.value)
+
+
+def _bf16_bits(a):
+    return (a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def test_gguf_bf16_and_f16_are_float_and_get_their_eps(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    Q = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(0)
+    # values exactly representable in bf16 (8 significant bits) and f16
+    w0 = np.round(rng.standard_normal((8, 4)) * 8) / 8
+    w1 = np.round(rng.standard_normal((3, 8)) * 8) / 8
+    for dt, eps in (("BF16", 2.0**-7), ("F16", float(np.finfo(np.float16).eps))):
+        p = str(tmp_path / f"mlp_{dt}.gguf")
+        w = gguf.GGUFWriter(p, "gpt2")
+        for i, a in enumerate((w0, w1)):
+            if dt == "BF16":
+                w.add_tensor(f"layers.{i}.weight", _bf16_bits(a), raw_shape=a.shape, raw_dtype=Q.BF16)
+            else:
+                w.add_tensor(f"layers.{i}.weight", a.astype(np.float16))
+        w.add_tensor("layers.0.idx", np.arange(6, dtype=np.int32).reshape(2, 3))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        net = load(p)
+        assert [(q.left, q.right) for q in net.pairs] == [("layers.0.weight", "layers.1.weight")]
+        np.testing.assert_array_equal(net.matrix("layers.0.weight"), w0)
+        np.testing.assert_array_equal(net.matrix("layers.1.weight"), w1)
+        dtype = net.matrices["layers.0.weight"].dtype
+        assert input_eps(dtype) == eps, dtype
+        assert not open_source(p).entries["layers.0.idx"].is_float
+
+
+def test_gguf_ternary_and_mxfp4_types_are_float(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    Q = gguf.GGMLQuantizationType
+    p = str(tmp_path / "q.gguf")
+    w = gguf.GGUFWriter(p, "gpt2")
+    types = [t for t in ("TQ1_0", "TQ2_0", "MXFP4") if hasattr(Q, t)]
+    for t in types:
+        block, size = gguf.GGML_QUANT_SIZES[Q[t]]
+        raw = np.zeros((4, size * (256 // block)), dtype=np.uint8)  # 4 rows of 256 values
+        w.add_tensor(f"{t}.weight", raw, raw_shape=raw.shape, raw_dtype=Q[t])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ents = open_source(p).entries
+    for t in types:
+        assert ents[f"{t}.weight"].shape == (4, 256)
+        assert ents[f"{t}.weight"].is_float, t
+
+
+
+
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": 5, "shape": [2, 2], "data_offsets": [0, 16]},
+        {"dtype": "F32", "shape": [2, 2], "data_offsets": ["0", "16"]},
+        {"dtype": "F32", "shape": [-2, -2], "data_offsets": [0, 16]},
+        {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 0]},
+        {"dtype": "F32", "shape": [2, 2], "data_offsets": [0.0, 16.0]},
+        {"dtype": "F32", "shape": ["2", 2], "data_offsets": [0, 16]},
+        [1, 2, 3],
+    ],
+)
+def test_malformed_safetensors_entry_is_corrupt_file_error(tmp_path, entry):
+    p = tmp_path / "bad.safetensors"
+    h = json.dumps({"w": entry}).encode()
+    p.write_bytes(struct.pack("<Q", len(h)) + h + b"\0" * 16)
+    with pytest.raises(CorruptFileError, match="malformed header entry"):
+        net = load(str(p))
+        for k in net.matrices:
+            net.matrix(k)

@@ -286,3 +286,91 @@ def test_gguf_matrix_dequantizes_only_that_tensor(monkeypatch):
     assert (
         table.loc["blk.4.attn_v.weight", "dtype"] == "q4_1" and table.loc["blk.4.attn_v.weight", "out"] == 192
     )
+
+
+def _converter_permute(w, n_head):
+    """llama.cpp convert_hf_to_gguf.py LlamaModel.permute (weights and biases)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _write_tiny_gguf(path, arch, W, B, H, K, d, ff, permute):
+    import gguf
+
+    w = gguf.GGUFWriter(path, arch)
+    w.add_embedding_length(d)
+    w.add_feed_forward_length(ff)
+    w.add_head_count(H)
+    w.add_head_count_kv(K)
+    w.add_block_count(1)
+    for n, a in W.items():
+        if permute and n in ("attn_q", "attn_k"):
+            a = _converter_permute(a, H if n == "attn_q" else K)
+        w.add_tensor(f"blk.0.{n}.weight", np.ascontiguousarray(a, dtype=np.float32))
+    for n, a in B.items():
+        if permute and n in ("attn_q", "attn_k"):
+            a = _converter_permute(a, H if n == "attn_q" else K)
+        w.add_tensor(f"blk.0.{n}.bias", np.ascontiguousarray(a, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_gguf_qk_rows_and_qkv_biases(tmp_path, arch):
+    pytest.importorskip("gguf")
+    rng = np.random.default_rng(0)
+    d, H, K, hd, ff = 16, 4, 2, 4, 24
+    W = {
+        "attn_q": rng.standard_normal((H * hd, d)),
+        "attn_k": rng.standard_normal((K * hd, d)),
+        "attn_v": rng.standard_normal((K * hd, d)),
+        "attn_output": rng.standard_normal((d, H * hd)),
+        "ffn_gate": rng.standard_normal((ff, d)),
+        "ffn_up": rng.standard_normal((ff, d)),
+        "ffn_down": rng.standard_normal((d, ff)),
+    }
+    W = {k: v.astype(np.float32).astype(np.float64) for k, v in W.items()}
+    B = {k: rng.standard_normal(W[k].shape[0]) for k in ("attn_q", "attn_k", "attn_v")}
+    B = {k: v.astype(np.float32).astype(np.float64) for k, v in B.items()}
+    path = str(tmp_path / f"{arch}.gguf")
+    # only llama.cpp's LlamaModel permutes Q/K; Qwen2Model stores them as in HF
+    _write_tiny_gguf(path, arch, W, B, H, K, d, ff, permute=arch == "llama")
+    net = load(path)
+    assert net.architecture == "llama"
+    for n in W:
+        np.testing.assert_array_equal(net.matrix(f"blk.0.{n}.weight"), W[n])
+    for n in B:
+        np.testing.assert_array_equal(net.bias(f"blk.0.{n}.weight"), B[n])
+
+
+
+
+
+
+def test_llama_mlp_biases_attached(tmp_path):
+    rng = np.random.default_rng(3)
+    t, cfg = llama_tensors(rng, layers=1)
+    cfg["mlp_bias"] = True
+    L = "model.layers.0.mlp"
+    for m in ("gate_proj", "up_proj", "down_proj"):
+        t[f"{L}.{m}.bias"] = rng.standard_normal(t[f"{L}.{m}.weight"].shape[0])
+    net = load(write_folder(tmp_path / "llama", t, cfg), fold_norms=False)
+    for m in ("gate_proj", "up_proj", "down_proj"):
+        ref = t[f"{L}.{m}.bias"].astype(np.float32).astype(np.float64)
+        np.testing.assert_array_equal(net.bias(f"{L}.{m}.weight"), ref)
+
+
+def test_zero_norm_gain_explained(tmp_path):
+    rng = np.random.default_rng(4)
+    t, cfg = llama_tensors(rng, layers=2)
+    L = "model.layers.1"
+    t[f"{L}.post_attention_layernorm.weight"] = np.zeros_like(t[f"{L}.post_attention_layernorm.weight"])
+    net = load(write_folder(tmp_path / "llama", t, cfg))
+    up = f"{L}.mlp.up_proj.weight"
+    assert not np.any(net.matrix(up))
+    why = net.zero_reason(up)
+    assert "folded map" in why and f"{L}.post_attention_layernorm" in why and "fold_norms=False" in why
+    assert net.zero_reason(f"{L}.self_attn.q_proj.weight") is None  # its gain is not zero
+    raw = load(write_folder(tmp_path / "llama2", t, cfg), fold_norms=False)
+    assert np.any(raw.matrix(up)) and raw.zero_reason(up) is None

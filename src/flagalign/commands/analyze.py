@@ -77,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized SVD")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="BLAS threads (default: the BLAS default; needs threadpoolctl)")
+    p.add_argument("--raw", action="store_true",
+                   help="do not fold norms (BatchNorm, LayerNorm/RMSNorm gains) into the adjacent "
+                   "matrices: measure the stored weights (flagalign.load(fold_norms=False))")
     p.add_argument("--no-heads", action="store_true",
                    help="skip the attention-heads analysis (if installed)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
@@ -105,9 +108,9 @@ def run(args) -> int:
     if bad:
         raise InputError(f"--format {bad[0]!r}: choose from {', '.join(FORMATS)}")
     kinds = parse_list(args.kinds, "--kinds") or None
-    from ..diagnostics.analysis import _load
+    from ..models import load
 
-    net = _load(args.source)  # metadata only: fails fast on a missing or corrupt file
+    net = load(args.source, fold_norms=not args.raw)  # metadata only: fails fast on a bad file
     out_dir = args.out if args.out is not None else default_out(net.name)
     from .._output import OutputFolder
 

@@ -6,6 +6,7 @@
 from . import aliases
 from .aliases import list_aliases
 from .loader import load, open_source
+from .module import linear_module_pairs, module_pairs
 from .network import AttentionLayer, MatrixInfo, Network, Pair
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "Network",
     "Pair",
     "load",
+    "module_pairs",
+    "linear_module_pairs",
     "open_source",
     "aliases",
     "list_aliases",

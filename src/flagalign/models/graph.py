@@ -39,6 +39,7 @@ class GraphBuilder:
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
         self.flags: dict[str, str] = {}
+        self.zero_reasons: dict[str, Callable[[], str | None]] = {}
 
     def add(
         self,
@@ -52,9 +53,14 @@ class GraphBuilder:
         derived: bool = False,
         note: str = "",
         bias: Callable[[], np.ndarray] | None = None,
+        zero_reason: Callable[[], str | None] | None = None,
     ) -> str:
+        """Add matrix ``name``; ``zero_reason()`` says why it may be all zeros although its
+        source tensor is not (a folded zero gain), else None (:meth:`Network.zero_reason`)."""
         shape = (int(shape[0]), int(shape[1]))
         self.infos[name] = MatrixInfo(name, shape, dtype, role, source_key or name, derived, note)
+        if zero_reason is not None:
+            self.zero_reasons[name] = zero_reason
         self.loaders[name] = self._checked(name, shape, loader)
         if bias is not None:
             self.biases[name] = bias
@@ -62,6 +68,7 @@ class GraphBuilder:
 
     def _checked(self, name: str, shape: tuple[int, int], loader: Callable[[], np.ndarray]) -> Loader:
         flags = self.flags
+        why_zero = self.zero_reasons.get(name)
 
         def load() -> np.ndarray:
             a = np.asarray(loader(), dtype=np.float64)
@@ -72,12 +79,19 @@ class GraphBuilder:
                 if name not in flags:
                     log.warning("%s: matrix has %d NaN and %d Inf entries", name, nan, inf)
                 flags[name] = f"{nan} NaN, {inf} Inf entries"
+            elif why_zero is not None and name not in flags and not np.any(a):
+                why = why_zero()
+                if why:
+                    log.warning("%s: %s", name, why)
+                    flags[name] = why
             return a
 
         return load
 
-    def pair(self, left: str, right: str, kind: str, note: str = "") -> Pair | None:
-        """Record ``left`` (writes ℝ^dim) → ``right`` (reads ℝ^dim), or drop it with a reason."""
+    def pair(self, left: str, right: str, kind: str, note: str = "", depth: int = -1) -> Pair | None:
+        """Record ``left`` (writes ℝ^dim) → ``right`` (reads ℝ^dim), or drop it with a reason.
+
+        ``depth`` < 0 (the default): computed from the layer graph when the Network is built."""
         if left not in self.infos or right not in self.infos:
             self.skipped.append((f"pair {left} -> {right}", "a matrix is missing"))
             return None
@@ -90,7 +104,7 @@ class GraphBuilder:
                 )
             )
             return None
-        p = Pair(left, right, kind, out_dim, note)
+        p = Pair(left, right, kind, out_dim, note, depth)
         self.pairs.append(p)
         return p
 
@@ -112,4 +126,5 @@ class GraphBuilder:
             self.source,
         )
         net.flags = self.flags
+        net.zero_reasons = self.zero_reasons
         return net

@@ -58,6 +58,11 @@ class Pair:
 
     ``network.matrix(left)`` has shape (dim, ·) and ``network.matrix(right)`` has shape (·, dim).
     ``kind`` is one of ``sequential``, ``conv``, ``residual``, ``mlp``, ``ov`` (docs/formats.md).
+
+    ``depth`` is the pair's position along the network's data flow (docs/formats.md, "Depth"):
+    for the transformer families the block index N of the left matrix; for every other graph the
+    longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
+    strictly increases along every data-flow path. -1 until the :class:`Network` sets it.
     """
 
     left: str
@@ -65,6 +70,7 @@ class Pair:
     kind: str
     dim: int
     note: str = ""
+    depth: int = -1
 
     @property
     def name(self) -> str:
@@ -117,6 +123,14 @@ class Network:
     flags: dict[str, str] = field(default_factory=dict)
     """Per-matrix problems found when a matrix was read (e.g. NaN/Inf counts)."""
 
+    zero_reasons: Mapping[str, Callable[[], str | None]] = field(default_factory=dict, repr=False)
+    """{matrix: explainer} for matrices that a folded zero gain can make all zeros."""
+
+    def __post_init__(self) -> None:
+        from .depth import assign_depths
+
+        self.pairs = assign_depths(self.matrices, self.pairs)
+
     # -- data access -------------------------------------------------------------------------
     def matrix(self, name: str) -> np.ndarray:
         """The float64 (out, in) matrix ``name``, loaded now (never cached here)."""
@@ -130,6 +144,14 @@ class Network:
         """The float64 output bias of matrix ``name``, or None."""
         loader = self.biases.get(name)
         return None if loader is None else np.asarray(loader(), dtype=np.float64)
+
+    def zero_reason(self, name: str) -> str | None:
+        """Why matrix ``name`` is all zeros when its stored weight is not — the folded map is zero
+        because a folded norm gain is zero (e.g. γ = 0 in a zero-initialised residual BatchNorm) —
+        as one line naming the norm and the fix (``fold_norms=False``); None otherwise (also when
+        the stored weight itself is zero). Reads the gain and the weight."""
+        f = self.zero_reasons.get(name)
+        return f() if f is not None else None
 
     def head_slice(self, attn: AttentionLayer, which: str, h: int) -> np.ndarray:
         """Per-head slice: q/k/v rows of head h, shape (head_dim, d_model) (k/v use the GQA

@@ -33,7 +33,8 @@ _log = logging.getLogger(__name__)
 ACTIVATION_KINDS = ("linear", "homogeneous", "other", "unknown")
 # leaf modules between two Linear layers, by class name
 _LINEAR = {"Identity"}
-_HOMOGENEOUS = {"ReLU", "LeakyReLU", "Dropout", "Dropout1d", "AlphaDropout"}
+# AlphaDropout is affine (a·(mask·x + α'(1−mask)) + b), not positively homogeneous: "other"
+_HOMOGENEOUS = {"ReLU", "LeakyReLU", "Dropout", "Dropout1d"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,18 @@ def discover_pairs(model) -> list[TrackedPair]:
     Dropout → homogeneous; anything else → other). If no Sequential holds such a pair, consecutive
     Linear modules in registration order with matching dimensions, activation ``"unknown"`` (a
     functional activation in ``forward`` is invisible; pass explicit pairs to assert one).
+    A model whose weights match an architecture family (BERT, GPT-2, Llama, ...) is paired as
+    :func:`flagalign.load` pairs it instead: its pairs of whole ``nn.Linear`` weights
+    (:func:`flagalign.models.module.module_pairs`), activation ``"other"`` (a norm or a
+    nonlinearity sits between them).
     """
+    from ...models.module import linear_module_pairs, module_pairs
+
+    graph = module_pairs(model)
+    if graph is not None:
+        pairs = [TrackedPair(a, c, "other") for a, c, _ in linear_module_pairs(model, graph)]
+        if pairs:
+            return pairs
     pairs: list[TrackedPair] = []
     for prefix, mod in model.named_modules():
         if type(mod).__name__ != "Sequential":
@@ -275,7 +287,9 @@ class AlignmentTracker:
         """Fitted vs predicted decay rates (eq. (27)); see :func:`.metrics.rate_table`.
 
         Columns: pair, metric, rate, stderr, predicted, ratio, applicable, reason, n_points,
-        window_start, window_stop. The default window is the last half of the recorded steps.
+        window_start, window_stop, regime (:func:`.rates.rate_regime`: decay-limited,
+        convergence-limited, transient, ...). The default window is the last half of the
+        recorded steps.
         """
         preds = {p.name: self.prediction(p.name) for p in self.pairs}
         acts = {p.name: p.activation for p in self.pairs}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..._output import output_folder
 from ..._threads import blas_threads
 from ...errors import InputError
+from ..._validate import check_seed
 from ...geometry.angles import overlap_baseline
 from ...models.network import Network
 from ._figure_writers import write_figures
@@ -229,6 +230,7 @@ def head_overlap(
         raise InputError(f"--subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
     if control not in CONTROLS:
         raise InputError(f"control must be None, 'random-init' or 'mixed-heads'; got {control!r}")
+    seed = check_seed(seed)
     network = as_network(network)
     if not network.attention:
         raise InputError(f"{network.name}: has no attention layers (nothing for heads to do)")

@@ -1,70 +1,67 @@
 """Architecture rules, one module per family, and their detection (docs/formats.md).
 
-Detection order: an explicit ``architecture=``; GGUF ``general.architecture``; HF config.json
-``model_type``; then characteristic tensor names. A family named by metadata (GGUF
-``general.architecture``, config.json ``model_type``) is accepted only when its characteristic
-tensor names occur in the source, else detection falls through to the names; a forced
-``architecture=`` whose names occur nowhere is an :class:`~flagalign.errors.InputError`.
-Families: ``bert``, ``gpt2``, ``llama``, ``resnet``, ``mobilenetv2``, ``efficientnet``,
-``sequential``, ``generic``.
+Every family is one :class:`~.registry.Family` record (name, characteristic tensor-name
+patterns, example key, config ``model_type`` values, build function) defined in its own module
+and listed once in :data:`SUPPORTED_ARCHITECTURES`, in detection order.
+
+Detection order: an explicit ``architecture=``; GGUF ``general.architecture`` or HF config.json
+``model_type`` (a family's ``model_types``), accepted only when its characteristic tensor names
+occur in the source; then characteristic tensor names alone; then ``sequential`` or
+``generic``. A forced ``architecture=`` whose names occur nowhere is an
+:class:`~flagalign.errors.InputError`.
 """
 
 from __future__ import annotations
-
-import re
 
 from ...errors import InputError
 from ..graph import GraphBuilder
 from ..network import Network
 from ..sources.base import TensorSource
+from . import bert, generic, gpt2, llama, mbconv, resnet
+from .registry import Family
 
-__all__ = ["FAMILIES", "detect_architecture", "build_network", "matches_family"]
+__all__ = ["FAMILIES", "SUPPORTED_ARCHITECTURES", "Family", "detect_architecture", "build_network",
+           "matches_family"]  # fmt: skip
 
-FAMILIES = ("bert", "gpt2", "llama", "resnet", "mobilenetv2", "efficientnet", "sequential", "generic")
-
-_PATTERNS = (
-    ("bert", re.compile(r"encoder\.layer\.\d+\.attention\.self\.query\.weight$")),
-    ("gpt2", re.compile(r"(^|\.)h\.\d+\.attn\.c_attn\.weight$")),
-    ("llama", re.compile(r"(^|\.)layers\.\d+\.self_attn\.q_proj\.weight$")),
-    ("llama", re.compile(r"^blk\.\d+\.attn_q\.weight$")),
-    ("resnet", re.compile(r"(^|\.)layer\d+\.\d+\.conv1\.weight$")),
-    ("mobilenetv2", re.compile(r"(^|\.)features\.\d+\.conv\.\d+\.weight$")),
-    ("efficientnet", re.compile(r"(^|\.)_blocks\.\d+\._project_conv\.weight$")),
-)
-# One example key per family with required names (for error messages).
-_EXAMPLES = {
-    "bert": "encoder.layer.0.attention.self.query.weight",
-    "gpt2": "h.0.attn.c_attn.weight",
-    "llama": "layers.0.self_attn.q_proj.weight or blk.0.attn_q.weight",
-    "resnet": "layer1.0.conv1.weight",
-    "mobilenetv2": "features.2.conv.2.weight",
-    "efficientnet": "_blocks.0._project_conv.weight",
+# One line per family, in detection order (name patterns are tried in this order).
+SUPPORTED_ARCHITECTURES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        bert.FAMILY,
+        gpt2.FAMILY,
+        llama.FAMILY,
+        resnet.FAMILY,
+        mbconv.MOBILENETV2,
+        mbconv.EFFICIENTNET,
+        generic.SEQUENTIAL,
+        generic.GENERIC,
+    )
 }
-_MODEL_TYPES = {"bert": "bert", "gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}
+FAMILIES = tuple(SUPPORTED_ARCHITECTURES)
 
 
 def matches_family(src: TensorSource, fam: str) -> bool:
     """True when some key of ``src`` has the characteristic name of family ``fam``."""
-    pats = [pat for f, pat in _PATTERNS if f == fam]
-    return any(pat.search(k) for pat in pats for k in src.entries)
+    return SUPPORTED_ARCHITECTURES[fam].matches(src)
+
+
+def _by_model_type(value) -> Family | None:
+    v = str(value or "").lower()
+    return next((f for f in SUPPORTED_ARCHITECTURES.values() if v in f.model_types), None)
 
 
 def detect_architecture(src: TensorSource) -> str:
     """The family whose rules apply to ``src`` (``generic`` when none is recognised)."""
-    from .generic import is_sequential
-
     cfg = src.config
+    named = _by_model_type(cfg.get("general.architecture" if src.format == "gguf" else "model_type"))
+    if named is not None and named.matches(src):
+        return named.name
     if src.format == "gguf":
-        if cfg.get("general.architecture") in ("llama", "mistral", "qwen2") and matches_family(src, "llama"):
-            return "llama"
         return "generic"
-    mt = _MODEL_TYPES.get(str(cfg.get("model_type", "")).lower())
-    if mt and matches_family(src, mt):
-        return mt
-    for fam, pat in _PATTERNS:
-        if any(pat.search(k) for k in src.entries):
-            return fam
-    return "sequential" if is_sequential(src) else "generic"
+    for fam in SUPPORTED_ARCHITECTURES.values():
+        if fam.patterns and fam.matches(src):
+            return fam.name
+    return "sequential" if generic.is_sequential(src) else "generic"
 
 
 def build_network(
@@ -78,42 +75,16 @@ def build_network(
 ) -> Network:
     """Apply the family's rules to ``src`` and return the Network."""
     arch = architecture or detect_architecture(src)
-    if arch not in FAMILIES:
+    fam = SUPPORTED_ARCHITECTURES.get(arch)
+    if fam is None:
         raise InputError(f"architecture={arch!r} is unknown; use one of {', '.join(FAMILIES)}")
-    if arch in _EXAMPLES and not matches_family(src, arch):
+    if fam.patterns and not fam.matches(src):
         raise InputError(
             f"{src.path}: architecture={arch!r} does not match the tensor names (no key like "
-            f"{_EXAMPLES[arch]}); omit architecture= to detect the family, or name the right one"
+            f"{fam.example}); omit architecture= to detect the family, or name the right one"
         )
     b = GraphBuilder(name, arch, src.path, fold_norms)
-    cfg = src.config
-    if arch == "bert":
-        from .bert import build_bert
-
-        build_bert(b, src, cfg, heads)
-    elif arch == "gpt2":
-        from .gpt2 import build_gpt2
-
-        build_gpt2(b, src, cfg, heads)
-    elif arch == "llama":
-        from .llama import build_llama_gguf, build_llama_hf
-
-        if src.format == "gguf":
-            build_llama_gguf(b, src, cfg)
-        else:
-            build_llama_hf(b, src, cfg, heads, kv_heads)
-    elif arch == "resnet":
-        from .resnet import build_resnet
-
-        build_resnet(b, src)
-    elif arch in ("mobilenetv2", "efficientnet"):
-        from .mbconv import build_mbconv
-
-        build_mbconv(b, src, arch)
-    else:
-        from .generic import build_generic
-
-        build_generic(b, src, sequential=arch == "sequential")
+    fam(b, src, src.config, heads=heads, kv_heads=kv_heads)
     _report_unused(b, src, arch)
     if not b.pairs:
         b.warnings.append("no adjacent pairs found: nothing for the pair diagnostics to analyse")

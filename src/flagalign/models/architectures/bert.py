@@ -13,9 +13,10 @@ import re
 from ...errors import InputError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
-from .transformer import Block, add_listed, build_transformer, mat, norm
+from .registry import Family
+from .transformer import Block, add_embeddings_and_head, add_listed, build_transformer, linear, mat, norm
 
-__all__ = ["build_bert", "detect_prefix"]
+__all__ = ["build_bert", "detect_prefix", "FAMILY"]
 
 _LAYER = re.compile(r"^(.*?)encoder\.layer\.(\d+)\.attention\.self\.query\.weight$")
 
@@ -28,7 +29,9 @@ def detect_prefix(src: TensorSource) -> str | None:
     return None
 
 
-def build_bert(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None) -> None:
+def build_bert(
+    b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None, kv_heads: int | None = None
+) -> None:
     p = detect_prefix(src) or ""
     layers = sorted({int(m.group(2)) for k in src.entries if (m := _LAYER.match(k))})
     heads = heads or cfg.get("num_attention_heads")
@@ -46,12 +49,12 @@ def build_bert(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None 
             Block(
                 n,
                 L,
-                q=mat(src, f"{L}.attention.self.query.weight", bias_key=f"{L}.attention.self.query.bias"),
-                k=mat(src, f"{L}.attention.self.key.weight", bias_key=f"{L}.attention.self.key.bias"),
-                v=mat(src, f"{L}.attention.self.value.weight", bias_key=f"{L}.attention.self.value.bias"),
-                o=mat(src, f"{L}.attention.output.dense.weight", bias_key=f"{L}.attention.output.dense.bias"),
-                up=mat(src, f"{L}.intermediate.dense.weight", bias_key=f"{L}.intermediate.dense.bias"),
-                down=mat(src, f"{L}.output.dense.weight", bias_key=f"{L}.output.dense.bias"),
+                q=linear(src, f"{L}.attention.self.query"),
+                k=linear(src, f"{L}.attention.self.key"),
+                v=linear(src, f"{L}.attention.self.value"),
+                o=linear(src, f"{L}.attention.output.dense"),
+                up=linear(src, f"{L}.intermediate.dense"),
+                down=linear(src, f"{L}.output.dense"),
                 attn_norm=norm(src, f"{prev}.weight", f"{prev}.bias"),
                 mlp_norm=norm(
                     src, f"{L}.attention.output.LayerNorm.weight", f"{L}.attention.output.LayerNorm.bias"
@@ -59,19 +62,21 @@ def build_bert(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None 
             )
         )
     build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=head_dim, d_model=d_model)
-    for e in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        key = f"{p}embeddings.{e}.weight"
-        if key in src:
-            add_listed(
-                b,
-                mat(src, key, transpose=True, note="embedding as a map into R^d_model"),
-                "embedding",
-                "embedding: listed, not paired (docs/formats.md)",
-            )
+    embeddings = [f"{p}embeddings.{e}_embeddings.weight" for e in ("word", "position", "token_type")]
+    add_embeddings_and_head(b, src, embeddings, None, "")
     if f"{p}pooler.dense.weight" in src:
         add_listed(
             b,
-            mat(src, f"{p}pooler.dense.weight", bias_key=f"{p}pooler.dense.bias"),
+            linear(src, f"{p}pooler.dense"),
             "pooler",
             "pooler reads only the [CLS] token: listed, not paired",
         )
+
+
+FAMILY = Family(
+    "bert",
+    build_bert,
+    (re.compile(r"encoder\.layer\.\d+\.attention\.self\.query\.weight$"),),
+    "encoder.layer.0.attention.self.query.weight",
+    ("bert",),
+)

@@ -22,7 +22,7 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 
-__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear"]
+__all__ = ["bn_scale_shift", "add_conv", "depthwise_diag", "add_linear", "zero_gain_reason", "zero_gain_message"]
 
 
 def bn_scale_shift(src: TensorSource, bn: str, eps: float = 1e-5) -> tuple[Callable, Callable] | None:
@@ -38,6 +38,26 @@ def bn_scale_shift(src: TensorSource, bn: str, eps: float = 1e-5) -> tuple[Calla
         return src.load(need[1]) - scale() * src.load(need[2])
 
     return scale, shift
+
+
+def zero_gain_reason(src: TensorSource, key: str, gain_key: str, what: str) -> Callable[[], str | None]:
+    """Explainer for a folded matrix that is all zeros because the folded gain ``gain_key`` is
+    zero while the stored weight ``key`` is not (see :meth:`Network.zero_reason`)."""
+
+    def reason() -> str | None:
+        if gain_key not in src or np.any(src.load(gain_key)) or not np.any(src.load(key)):
+            return None
+        return zero_gain_message(key, gain_key.rpartition(".")[0], what)
+
+    return reason
+
+
+def zero_gain_message(key: str, norm: str, what: str) -> str:
+    """One line: the folded map of ``key`` is zero because norm ``norm`` has gain 0 (``what``)."""
+    return (
+        f"the folded map of {key} is zero because the gain γ = 0 in {norm} ({what}); the stored "
+        "weight is not zero: load with fold_norms=False (flagalign analyze --raw) to measure the raw weights"
+    )
 
 
 def depthwise_diag(
@@ -99,6 +119,7 @@ def add_conv(
 
     role = "conv" if len(shp) > 2 else "linear"
     note = "; ".join(notes)
+    why = zero_gain_reason(src, key, f"{bn}.weight", "zero-initialised residual BatchNorm") if ss else None
     b.add(
         name,
         (c_out, c_in * ksz),
@@ -108,6 +129,7 @@ def add_conv(
         source_key=key,
         note=note,
         bias=bias,
+        zero_reason=why,
     )
     if ksz == 1:
         return name, name
@@ -121,6 +143,7 @@ def add_conv(
         source_key=key,
         derived=True,
         note=(note + "; " if note else "") + "reader view (C_out*kh*kw, C_in)",
+        zero_reason=why,
     )
     return name, rname
 

@@ -20,8 +20,9 @@ import re
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource, natural_key
 from .convlayers import add_conv, bn_scale_shift
+from .registry import Family
 
-__all__ = ["build_generic", "is_sequential"]
+__all__ = ["build_generic", "is_sequential", "SEQUENTIAL", "GENERIC"]
 
 _SEQ = re.compile(r"^(.*?)(\d+)\.weight$")
 
@@ -102,3 +103,7 @@ def build_generic(b: GraphBuilder, src: TensorSource, sequential: bool) -> None:
         )
     if unpaired and len(names) > 1:
         b.warnings.append("not paired (shapes do not chain): " + ", ".join(sorted(unpaired, key=natural_key)))
+
+
+SEQUENTIAL = Family("sequential", lambda b, src, cfg, **_: build_generic(b, src, sequential=True))
+GENERIC = Family("generic", lambda b, src, cfg, **_: build_generic(b, src, sequential=False))

@@ -13,14 +13,17 @@ import re
 from ...errors import InputError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
-from .transformer import Block, add_listed, build_transformer, mat, norm
+from .registry import Family
+from .transformer import Block, add_embeddings_and_head, build_transformer, linear, mat, norm
 
-__all__ = ["build_gpt2"]
+__all__ = ["build_gpt2", "FAMILY"]
 
 _LAYER = re.compile(r"^(.*?)h\.(\d+)\.attn\.c_attn\.weight$")
 
 
-def build_gpt2(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None) -> None:
+def build_gpt2(
+    b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None, kv_heads: int | None = None
+) -> None:
     found = [(m.group(1), int(m.group(2))) for k in src.entries if (m := _LAYER.match(k))]
     p = found[0][0]
     layers = sorted(n for _, n in found)
@@ -54,23 +57,21 @@ def build_gpt2(b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None 
                 q=qkv["q"],
                 k=qkv["k"],
                 v=qkv["v"],
-                o=mat(src, f"{L}.attn.c_proj.weight", transpose=True, bias_key=f"{L}.attn.c_proj.bias"),
-                up=mat(src, f"{L}.mlp.c_fc.weight", transpose=True, bias_key=f"{L}.mlp.c_fc.bias"),
-                down=mat(src, f"{L}.mlp.c_proj.weight", transpose=True, bias_key=f"{L}.mlp.c_proj.bias"),
+                o=linear(src, f"{L}.attn.c_proj", transpose=True),
+                up=linear(src, f"{L}.mlp.c_fc", transpose=True),
+                down=linear(src, f"{L}.mlp.c_proj", transpose=True),
                 attn_norm=norm(src, f"{L}.ln_1.weight", f"{L}.ln_1.bias"),
                 mlp_norm=norm(src, f"{L}.ln_2.weight", f"{L}.ln_2.bias"),
             )
         )
     build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=d // heads, d_model=d)
-    for e in ("wte", "wpe"):
-        if f"{p}{e}.weight" in src:
-            add_listed(
-                b,
-                mat(src, f"{p}{e}.weight", transpose=True, note="embedding as a map into R^d_model"),
-                "embedding",
-                "embedding: listed, not paired (docs/formats.md)",
-            )
-    if "lm_head.weight" in src:
-        add_listed(b, mat(src, "lm_head.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
-    else:
-        b.skip("lm_head", "tied to the token embedding (wte); not stored separately")
+    add_embeddings_and_head(b, src, [f"{p}wte.weight", f"{p}wpe.weight"], "lm_head.weight", "wte")
+
+
+FAMILY = Family(
+    "gpt2",
+    build_gpt2,
+    (re.compile(r"(^|\.)h\.\d+\.attn\.c_attn\.weight$"),),
+    "h.0.attn.c_attn.weight",
+    ("gpt2",),
+)

@@ -28,9 +28,10 @@ import numpy as np
 from ...errors import CorruptFileError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
-from .transformer import Block, Mat, add_listed, build_transformer, mat, norm
+from .registry import Family
+from .transformer import Block, Mat, add_embeddings_and_head, build_transformer, linear, mat, norm
 
-__all__ = ["build_llama_hf", "build_llama_gguf", "unpermute_rotary"]
+__all__ = ["build_llama", "build_llama_hf", "build_llama_gguf", "unpermute_rotary", "FAMILY"]
 
 _HF = re.compile(r"^(.*?)layers\.(\d+)\.self_attn\.q_proj\.weight$")
 _GG = re.compile(r"^blk\.(\d+)\.attn_q\.weight$")
@@ -64,29 +65,19 @@ def build_llama_hf(
             Block(
                 n,
                 L,
-                q=mat(src, f"{a}.q_proj.weight", bias_key=f"{a}.q_proj.bias"),
-                k=mat(src, f"{a}.k_proj.weight", bias_key=f"{a}.k_proj.bias"),
-                v=mat(src, f"{a}.v_proj.weight", bias_key=f"{a}.v_proj.bias"),
-                o=mat(src, f"{a}.o_proj.weight", bias_key=f"{a}.o_proj.bias"),
-                gate=mat(src, f"{m}.gate_proj.weight", bias_key=f"{m}.gate_proj.bias"),
-                up=mat(src, f"{m}.up_proj.weight", bias_key=f"{m}.up_proj.bias"),
-                down=mat(src, f"{m}.down_proj.weight", bias_key=f"{m}.down_proj.bias"),
+                q=linear(src, f"{a}.q_proj"),
+                k=linear(src, f"{a}.k_proj"),
+                v=linear(src, f"{a}.v_proj"),
+                o=linear(src, f"{a}.o_proj"),
+                gate=linear(src, f"{m}.gate_proj"),
+                up=linear(src, f"{m}.up_proj"),
+                down=linear(src, f"{m}.down_proj"),
                 attn_norm=norm(src, f"{L}.input_layernorm.weight"),
                 mlp_norm=norm(src, f"{L}.post_attention_layernorm.weight"),
             )
         )
     build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
-    if f"{p}embed_tokens.weight" in src:
-        add_listed(
-            b,
-            mat(src, f"{p}embed_tokens.weight", transpose=True, note="embedding as a map into R^d_model"),
-            "embedding",
-            "embedding: listed, not paired (docs/formats.md)",
-        )
-    if "lm_head.weight" in src:
-        add_listed(b, mat(src, "lm_head.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
-    else:
-        b.skip("lm_head", "tied to the token embedding; not stored separately")
+    add_embeddings_and_head(b, src, [f"{p}embed_tokens.weight"], "lm_head.weight", "embed_tokens")
 
 
 def _gguf_qk(src: TensorSource, base: str, n_head: int | None) -> Mat:
@@ -148,24 +139,36 @@ def build_llama_gguf(b: GraphBuilder, src: TensorSource, cfg: dict) -> None:
                 L,
                 q=q,
                 k=k,
-                v=mat(src, f"{L}.attn_v.weight", bias_key=f"{L}.attn_v.bias"),
-                o=mat(src, f"{L}.attn_output.weight", bias_key=f"{L}.attn_output.bias"),
-                gate=mat(src, f"{L}.ffn_gate.weight", bias_key=f"{L}.ffn_gate.bias"),
-                up=mat(src, f"{L}.ffn_up.weight", bias_key=f"{L}.ffn_up.bias"),
-                down=mat(src, f"{L}.ffn_down.weight", bias_key=f"{L}.ffn_down.bias"),
+                v=linear(src, f"{L}.attn_v"),
+                o=linear(src, f"{L}.attn_output"),
+                gate=linear(src, f"{L}.ffn_gate"),
+                up=linear(src, f"{L}.ffn_up"),
+                down=linear(src, f"{L}.ffn_down"),
                 attn_norm=norm(src, f"{L}.attn_norm.weight"),
                 mlp_norm=norm(src, f"{L}.ffn_norm.weight"),
             )
         )
     build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
-    if "token_embd.weight" in src:
-        add_listed(
-            b,
-            mat(src, "token_embd.weight", transpose=True, note="embedding as a map into R^d_model"),
-            "embedding",
-            "embedding: listed, not paired (docs/formats.md)",
-        )
-    if "output.weight" in src:
-        add_listed(b, mat(src, "output.weight"), "lm_head", "LM head: listed, not paired (docs/formats.md)")
+    add_embeddings_and_head(b, src, ["token_embd.weight"], "output.weight", "token_embd")
+
+
+def build_llama(
+    b: GraphBuilder, src: TensorSource, cfg: dict, heads: int | None = None, kv_heads: int | None = None
+) -> None:
+    """HF (``layers.N.self_attn.q_proj``) or GGUF (``blk.N.attn_q``) Llama-style decoder."""
+    if src.format == "gguf":
+        build_llama_gguf(b, src, cfg)
     else:
-        b.skip("output (LM head)", "tied to token_embd; not stored separately")
+        build_llama_hf(b, src, cfg, heads, kv_heads)
+
+
+FAMILY = Family(
+    "llama",
+    build_llama,
+    (
+        re.compile(r"(^|\.)layers\.\d+\.self_attn\.q_proj\.weight$"),
+        re.compile(r"^blk\.\d+\.attn_q\.weight$"),
+    ),
+    "layers.0.self_attn.q_proj.weight or blk.0.attn_q.weight",
+    ("llama", "mistral", "qwen2"),
+)

@@ -35,8 +35,9 @@ import re
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 from .convlayers import add_conv, depthwise_diag
+from .registry import Family
 
-__all__ = ["build_mbconv"]
+__all__ = ["build_mbconv", "MOBILENETV2", "EFFICIENTNET"]
 
 
 def _mobilenet_layout(src: TensorSource):
@@ -112,3 +113,17 @@ def build_mbconv(b: GraphBuilder, src: TensorSource, arch: str) -> None:
         b.pair(
             h, add_conv(b, src, fc[0], bias_key=fc[1])[0], "conv", note="head -> classifier (after pooling)"
         )
+
+
+MOBILENETV2 = Family(
+    "mobilenetv2",
+    lambda b, src, cfg, **_: build_mbconv(b, src, "mobilenetv2"),
+    (re.compile(r"(^|\.)features\.\d+\.conv\.\d+\.weight$"),),
+    "features.2.conv.2.weight",
+)
+EFFICIENTNET = Family(
+    "efficientnet",
+    lambda b, src, cfg, **_: build_mbconv(b, src, "efficientnet"),
+    (re.compile(r"(^|\.)_blocks\.\d+\._project_conv\.weight$"),),
+    "_blocks.0._project_conv.weight",
+)

@@ -19,13 +19,14 @@ import re
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 from .convlayers import add_conv
+from .registry import Family
 
-__all__ = ["build_resnet"]
+__all__ = ["build_resnet", "FAMILY"]
 
 _BLOCK = re.compile(r"^(.*?)layer(\d+)\.(\d+)\.conv1\.weight$")
 
 
-def build_resnet(b: GraphBuilder, src: TensorSource) -> None:
+def build_resnet(b: GraphBuilder, src: TensorSource, cfg: dict | None = None, **_) -> None:
     found = sorted(
         {(m.group(1), int(m.group(2)), int(m.group(3))) for k in src.entries if (m := _BLOCK.match(k))},
         key=lambda t: (t[1], t[2]),
@@ -58,3 +59,8 @@ def build_resnet(b: GraphBuilder, src: TensorSource) -> None:
         fc = add_conv(b, src, f"{p}fc.weight", bias_key=f"{p}fc.bias")[0]
         for w in writers:
             b.pair(w, fc, "residual", note="stream into the classifier (after average pooling)")
+
+
+FAMILY = Family(
+    "resnet", build_resnet, (re.compile(r"(^|\.)layer\d+\.\d+\.conv1\.weight$"),), "layer1.0.conv1.weight"
+)

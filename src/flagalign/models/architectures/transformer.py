@@ -24,8 +24,10 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..network import AttentionLayer
 from ..sources.base import TensorSource
+from .convlayers import zero_gain_message
 
-__all__ = ["Mat", "Norm", "Block", "mat", "norm", "build_transformer", "add_listed"]
+__all__ = ["Mat", "Norm", "Block", "mat", "linear", "norm", "build_transformer", "add_listed",
+           "add_embeddings_and_head", "add_ov_pairs"]  # fmt: skip
 
 Fn = Callable[[], np.ndarray]
 
@@ -41,6 +43,7 @@ class Mat:
     key: str = ""
     bias: Fn | None = None
     note: str = ""
+    zero_reason: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,11 @@ def mat(
     return Mat(name or key, shape, load, ent.dtype, key, bias, note)
 
 
+def linear(src: TensorSource, base: str, **kw) -> Mat:
+    """``mat(src, base + ".weight", bias_key=base + ".bias", **kw)``: a projection and its bias."""
+    return mat(src, f"{base}.weight", bias_key=f"{base}.bias", **kw)
+
+
 def norm(src: TensorSource, gain_key: str, beta_key: str | None = None) -> Norm | None:
     """A :class:`Norm` from its gain (and optional shift) tensors, or None if absent."""
     if gain_key not in src:
@@ -134,19 +142,50 @@ def _fold(m: Mat, nrm: Norm | None, fold: bool) -> Mat:
             return shift if m.bias is None else m.bias() + shift
 
     note = (m.note + "; " if m.note else "") + f"folded {nrm.name}"
-    return replace(m, load=load, bias=bias, note=note)
+
+    def why_zero() -> str | None:
+        if np.any(nrm.gain()) or not np.any(m.load()):
+            return None
+        return zero_gain_message(m.key or m.name, nrm.name.removesuffix(".weight"), "LayerNorm/RMSNorm gain")
+
+    return replace(m, load=load, bias=bias, note=note, zero_reason=why_zero)
 
 
 def _add(b: GraphBuilder, m: Mat, role: str) -> str:
     return b.add(
-        m.name, m.shape, m.load, dtype=m.dtype, role=role, source_key=m.key, note=m.note, bias=m.bias
-    )
+        m.name, m.shape, m.load, dtype=m.dtype, role=role, source_key=m.key, note=m.note, bias=m.bias,
+        zero_reason=m.zero_reason,
+    )  # fmt: skip
 
 
 def add_listed(b: GraphBuilder, m: Mat, role: str, why: str) -> None:
     """Add an embedding / LM head matrix that no rule pairs, and say so in ``skipped``."""
     _add(b, m, role)
     b.skip(m.name, why)
+
+
+def add_embeddings_and_head(
+    b: GraphBuilder, src: TensorSource, embeddings: list[str], lm_head: str | None, tied_to: str
+) -> None:
+    """List the embeddings (transposed: maps into ℝ^d_model) and the LM head, none paired.
+
+    ``embeddings`` and ``lm_head`` are weight keys (absent ones are ignored); a missing LM head
+    is reported as tied to ``tied_to``; ``lm_head=None``: the model has none (an encoder).
+    """
+    for key in embeddings:
+        if key in src:
+            add_listed(
+                b,
+                mat(src, key, transpose=True, note="embedding as a map into R^d_model"),
+                "embedding",
+                "embedding: listed, not paired (docs/formats.md)",
+            )
+    if lm_head is None:
+        return
+    if lm_head in src:
+        add_listed(b, mat(src, lm_head), "lm_head", "LM head: listed, not paired (docs/formats.md)")
+    else:
+        b.skip(f"{lm_head} (LM head)", f"tied to the token embedding ({tied_to}); not stored separately")
 
 
 def _stack(b: GraphBuilder, name: str, parts: list[str], note: str) -> str:
@@ -193,6 +232,20 @@ def _head_slice(b: GraphBuilder, base: str, name: str, sl: slice, axis: int, rol
     )
 
 
+def add_ov_pairs(
+    b: GraphBuilder, layer: int, v: str, o: str, *, heads: int, kv_heads: int, head_dim: int, depth: int = -1
+) -> None:
+    """Per query head h: the ``ov`` pair V rows of kv-head g(h) → O columns of head h."""
+    v_heads = [
+        _head_slice(b, v, f"{v}[kv{g}]", slice(g * head_dim, (g + 1) * head_dim), 0, "head_slice")
+        for g in range(kv_heads)
+    ]
+    group = heads // kv_heads
+    for h in range(heads):
+        o_h = _head_slice(b, o, f"{o}[head{h}]", slice(h * head_dim, (h + 1) * head_dim), 1, "head_slice")
+        b.pair(v_heads[h // group], o_h, "ov", note=f"layer {layer} head {h}", depth=depth)
+
+
 def build_transformer(
     b: GraphBuilder, blocks: list[Block], *, heads: int, kv_heads: int, head_dim: int, d_model: int
 ) -> None:
@@ -226,37 +279,18 @@ def build_transformer(
         )
         added.append(names)
     for i, (blk, names) in enumerate(zip(blocks, added)):
-        v_heads = [
-            _head_slice(
-                b,
-                names["v"],
-                f"{names['v']}[kv{g}]",
-                slice(g * head_dim, (g + 1) * head_dim),
-                0,
-                "head_slice",
-            )
-            for g in range(kv_heads)
-        ]
-        group = heads // kv_heads
-        for h in range(heads):
-            o_h = _head_slice(
-                b,
-                names["o"],
-                f"{names['o']}[head{h}]",
-                slice(h * head_dim, (h + 1) * head_dim),
-                1,
-                "head_slice",
-            )
-            b.pair(v_heads[h // group], o_h, "ov", note=f"layer {blk.index} head {h}")
+        n = blk.index
+        add_ov_pairs(b, n, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim, depth=n)
         readers = ["up"] + (["gate"] if "gate" in names else [])
         for r in readers:
-            b.pair(names["o"], names[r], "residual", note=f"layer {blk.index}: attention out -> MLP {r}")
+            b.pair(names["o"], names[r], "residual", note=f"layer {n}: attention out -> MLP {r}", depth=n)
         for r in readers:
-            b.pair(names[r], names["down"], "mlp", note=f"layer {blk.index}: {r} -> down")
+            b.pair(names[r], names["down"], "mlp", note=f"layer {n}: {r} -> down", depth=n)
         if i + 1 < len(blocks):
             b.pair(
                 names["down"],
                 qkv_names[i + 1],
                 "residual",
-                note=f"layer {blk.index} MLP out -> layer {blocks[i + 1].index} attention in",
+                note=f"layer {n} MLP out -> layer {blocks[i + 1].index} attention in",
+                depth=n,
             )
