@@ -190,9 +190,20 @@ def _load_manifest(path: Path) -> dict | None:
         return None
     if not (isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT
             and isinstance(m.get("run_id"), str) and re.fullmatch(_RUN, m["run_id"])
-            and isinstance(m.get("files"), dict)):
+            and isinstance(m.get("files"), dict) and isinstance(m.get("remove", []), list)):
+        return None
+    # a planted manifest must not steer a rename or an unlink out of the folder
+    if not all(_valid_name(n) for n in [*m["files"], *m.get("remove", [])]):
         return None
     return m
+
+
+def _valid_name(name) -> bool:
+    """A plain visible file name of this folder (no separator, no leading dot, no NUL), not a
+    manifest's."""
+    return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name
+            and not name.startswith(".") and "\0" not in name and not _MANIFEST.match(name)
+            and name not in (".", ".."))
 
 
 def _manifests(folder: Path) -> dict[str, dict]:
@@ -258,8 +269,7 @@ def _finish(folder: Path, set_name: str, m: dict, others: dict[str, dict]) -> No
         if other is not m:
             claimed |= set(other.get("files", {}))
     for name in m.get("remove", []):
-        if isinstance(name, str) and name not in claimed and "/" not in name \
-                and _is_regular(folder / name):
+        if name not in claimed and _is_regular(folder / name):
             os.unlink(folder / name)
     if m.get("state") != "complete":
         done = {k: v for k, v in m.items() if k != "remove"}
@@ -397,8 +407,7 @@ class OutputFolder:
         return self.folder / name
 
     def _check_name(self, name: str) -> None:
-        if (not isinstance(name, str) or not name or "/" in name or "\\" in name
-                or name.startswith(".") or _MANIFEST.match(name) or "\0" in name):
+        if not _valid_name(name):
             raise InputError(f"output file name {name!r} is not a plain visible file name")
 
     def write_bytes(self, name: str, data: bytes) -> Path:

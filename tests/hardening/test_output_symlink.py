@@ -60,3 +60,26 @@ def test_symlinked_lock_file_is_refused(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ".flagalign.lock" in err and "--out" in err
     assert victim.read_text() == "keep" and os.listdir(out) == [".flagalign.lock"]
+
+
+def test_a_planted_manifest_cannot_move_or_delete_files_outside(model, tmp_path):
+    """A manifest is data from the folder: names with a separator (``../x``) make it invalid,
+    so recovery neither renames a planted file out of the folder nor unlinks outside it."""
+    import json
+
+    out = tmp_path / "out"
+    rid = "20260101T000000Z-0123456789ab"
+    (out / f".flagalign-{rid}-..").mkdir(parents=True)
+    (out / f".flagalign-{rid}-.." / "escaped.txt.tmp").write_text("planted")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (out / "run-analyze.json").write_text(json.dumps({
+        "format": "flagalign-output-manifest", "version": 1, "set": "analyze", "run_id": rid,
+        "state": "committing", "files": {"../escaped.txt": {"sha256": "0", "bytes": 7}},
+        "remove": ["../victim.txt"]}))
+    assert main(["analyze", model, "--out", str(out), "-q"]) == 0
+    assert not (tmp_path / "escaped.txt").exists() and victim.read_text() == "keep"
+    assert (out / f".flagalign-{rid}-..").is_dir()  # not ours to remove: a folder
+    (out / f".flagalign-{rid}-.." / "escaped.txt.tmp").unlink()
+    (out / f".flagalign-{rid}-..").rmdir()
+    assert_one_run(out)
