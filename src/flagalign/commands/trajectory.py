@@ -14,9 +14,9 @@ Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
+from .._progress import progress_bar
 from ..errors import FlagalignError, InputError, ShapeMismatchError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
@@ -123,11 +123,7 @@ def _run(args, ckpts, pred, tx) -> int:
     from .. import load
     from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
 
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ckpts), desc="checkpoints", file=sys.stderr, leave=False)
+    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
     rows, ks, dtypes, shapes = [], {}, {}, {}
     for step, path in ckpts:
         try:
@@ -181,13 +177,11 @@ def _run(args, ckpts, pred, tx) -> int:
 
 
 def _figure(hist, rates, tx, name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
     for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
         if i >= 10:
             break
@@ -202,6 +196,4 @@ def _figure(hist, rates, tx, name: str) -> Path:
     ax.set_ylabel("‖D‖_F (dashed: predicted)")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    path = tx.write_figure(name, fig, dpi=110)
-    plt.close(fig)
-    return path
+    return tx.write_figure(name, fig, dpi=110)

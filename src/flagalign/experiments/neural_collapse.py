@@ -29,13 +29,13 @@ Supplementary rows (reported, not part of ``passed``) give the weight-only Level
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .._output import OutputFolder
+from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
 __all__ = ["run", "CONFIG", "RHO_MIN", "whiten"]
@@ -302,14 +302,7 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
 
     mode = "quick" if quick else "full"
     steps, n_rec = STEPS[mode], RECORDS[mode]
-    bar = None
-    if progress and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-        except ImportError:  # progress is cosmetic; tqdm is not a hard dependency
-            tqdm = None
-        if tqdm is not None:
-            bar = tqdm(total=steps * len(ACTS), desc="collapse", file=sys.stderr, leave=False)
+    bar = progress_bar(steps * len(ACTS), progress, "collapse")
     t0 = time.perf_counter()
     rows = []
     try:

@@ -23,7 +23,6 @@ loss has settled (eq. (28)).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .._output import OutputFolder
+from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
 LR = 0.2
@@ -149,14 +149,12 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
 
 
 def _figure(runs: list[Run], tx, name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     present = {(r.optimizer, r.activation) for r in runs}
     panels = [p for p in [("sgd", a) for a in ACTS] + [("adamw", ADAM["activation"])] if p in present]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     axes = axes[0]
     for ax, (opt, act) in zip(axes, panels):
         sel = [r for r in runs if r.optimizer == opt and r.activation == act]
@@ -179,9 +177,7 @@ def _figure(runs: list[Run], tx, name: str) -> Path:
         ax.legend(fontsize=6)
     axes[0].set_ylabel("imbalance (dashed: predicted slope)")
     fig.tight_layout()
-    path = tx.write_figure(name, fig, dpi=110)
-    plt.close(fig)
-    return path
+    return tx.write_figure(name, fig, dpi=110)
 
 
 @register("ridge")
@@ -207,11 +203,7 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
             configs.append(dict(optimizer="sgd", activation=a, lam=lam, lr=LR, steps=steps))
     configs.append(dict(optimizer=ADAM["optimizer"], activation=ADAM["activation"],
                         lam=ADAM["weight_decay"], lr=ADAM["lr"], steps=ADAM_STEPS[mode]))  # fmt: skip
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(configs), desc="ridge", file=sys.stderr, leave=False)
+    bar = progress_bar(len(configs), progress, "ridge")
     runs = []
     with torch_threads(1):
         data = load_digits_data()

@@ -1,0 +1,123 @@
+"""The result of ``flagalign.analyze``: tables, summary, and writing them to files."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from ..._json import jsonable
+from ..._version import SCHEMA_VERSION
+from ...errors import FlagalignError, InputError, MissingDependencyError
+
+__all__ = ["Analysis", "FORMATS", "register_html_renderer"]
+
+FORMATS = ("csv", "json", "parquet", "html")
+
+# ``diagnostics`` never imports ``report`` (report sits above it). The HTML renderer is
+# registered from above instead: ``flagalign/__init__.py`` registers a function that imports
+# ``flagalign.report`` when first called (see docs/architecture.md).
+_HTML_RENDERER = None
+
+
+def register_html_renderer(render) -> None:
+    """Set the function ``render(analysis) -> str`` behind :meth:`Analysis.to_html`."""
+    global _HTML_RENDERER
+    _HTML_RENDERER = render
+
+
+@dataclass
+class Analysis:
+    """The result of :func:`~flagalign.analyze`.
+
+    Attributes
+    ----------
+    pairs : pandas.DataFrame
+        One row per pair, columns :data:`~flagalign.diagnostics.analysis.table.PAIR_COLUMNS`
+        (docs/schema.md).
+    flag_tables : dict[str, numpy.ndarray]
+        Flag table (eq. (6)) of each ok pair at its analysed k, keyed by the ``pair`` column.
+        (Was ``flags``; renamed so as not to collide with ``Network.flags``, the NaN/Inf report.)
+    summary : dict
+        Run metadata, per-kind aggregates and per-depth medians (JSON-serialisable; it is
+        ``summary.json`` without the ``pairs`` records).
+    network : dict
+        Name, architecture, source and the layer-graph description of the analysed model.
+    angles : dict[str, numpy.ndarray]
+        Principal angles (degrees, ascending, float32) of each ok pair at its k (eq. (1)).
+    extras : dict
+        Results of optional hooks (``extras["heads"]`` from :mod:`flagalign.diagnostics.heads`).
+        A DataFrame value is saved as ``<key>.csv`` next to ``pairs.csv``.
+    warnings : list[str]
+    """
+
+    pairs: pd.DataFrame
+    flag_tables: dict
+    summary: dict
+    network: dict
+    angles: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def flags(self) -> dict:
+        """Deprecated name of :attr:`flag_tables` (it collided with ``Network.flags``)."""
+        warnings.warn("Analysis.flags is renamed Analysis.flag_tables", DeprecationWarning,
+                      stacklevel=2)
+        return self.flag_tables
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """Rows whose status is not ``ok``."""
+        return self.pairs[self.pairs["status"] != "ok"]
+
+    def to_html(self) -> str:
+        """The self-contained HTML report (figures embedded, opens offline); rendered by
+        :func:`flagalign.report.render_html`."""
+        if _HTML_RENDERER is None:
+            raise FlagalignError("no HTML renderer registered: import flagalign.report")
+        return _HTML_RENDERER(self)
+
+    def to_json(self) -> dict:
+        """``summary.json``: the summary plus every row of :attr:`pairs`."""
+        out = dict(self.summary)
+        recs = self.pairs.astype(object).where(self.pairs.notna(), None).to_dict("records")
+        out["pairs"] = recs
+        return out
+
+    def save(self, directory, formats=("csv", "json", "html")) -> dict:
+        """Write ``pairs.csv``, ``summary.json``, ``pairs.parquet``, ``report.html`` (as
+        requested by ``formats``) into ``directory`` as one run; returns {format: path}.
+
+        ``directory`` is a path or an open :class:`flagalign._output.OutputFolder`. The files
+        are written atomically under the folder's lock, each carries the run id, and the
+        previous run's files this one does not produce are removed (docs/security.md)."""
+        from ..._output import output_folder
+
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            raise InputError(f"unknown format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+        if "parquet" in formats:
+            try:
+                import pyarrow  # noqa: F401  (deferred: optional dependency, checked only here)
+            except ImportError:
+                raise MissingDependencyError(
+                    "--format parquet needs pyarrow: pip install 'flagalign[parquet]'"
+                ) from None
+        out = {}
+        frame = self.pairs.assign(schema_version=SCHEMA_VERSION)
+        with output_folder(directory, set_name="analyze") as tx:
+            if "csv" in formats:
+                out["csv"] = tx.write_csv("pairs.csv", frame)
+                for key, val in self.extras.items():
+                    if isinstance(val, pd.DataFrame):
+                        tx.write_csv(f"{key}.csv", val.assign(schema_version=SCHEMA_VERSION))
+            if "parquet" in formats:
+                out["parquet"] = tx.write_parquet("pairs.parquet", frame)
+            run = replace(self, summary={**self.summary, "run_id": tx.run_id})
+            if "json" in formats:
+                out["json"] = tx.write_json("summary.json", run.to_json(), default=jsonable)
+            if "html" in formats:
+                out["html"] = tx.write_text("report.html", run.to_html())
+        return out
