@@ -547,6 +547,8 @@ def output_folder(target, *, set_name: str = "analyze", option: str = "--out"):
 def recover(folder, *, option: str = "--out") -> None:
     """Finish a commit that a killed run left half done and remove its temporary files (under
     the folder's lock; InputError if another run holds it)."""
+    if not Path(folder).is_dir():
+        return
     tx = OutputFolder(folder, option=option)
     tx.open()  # open() recovers
     tx.close()
