@@ -27,12 +27,14 @@ evaluates them and ``verdict.json`` records each (name, measured, threshold, pas
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress_bar
+from .._threads import set_process_blas_threads
+from ..diagnostics.dynamics.rates import law_rate
 from .framework import ExperimentResult, register
 
 __all__ = ["run", "CONFIG", "train_one", "top_r", "zca_whiten", "verdict"]
@@ -254,7 +256,7 @@ def _task(task: tuple) -> tuple[list[dict], list[dict]]:
     for f in finals:
         pr = [r for r in rows if r["pair"] == f["pair"]]
         out_f.append({**meta, **f, "seconds": sec,
-                      "predicted_rate": -2.0 * np.log(1.0 - lr * lam),
+                      "predicted_rate": law_rate(lr, lam),
                       **{f"rate_{k}": _rate(pr, k)
                          for k in ("D", "D_diag", "D_off", "D_off_rel", "c_aug")},
                       "rate_D_diag_prefloor": _rate_prefloor(pr, "D_diag")})  # fmt: skip
@@ -266,12 +268,7 @@ def torch_threads_one() -> None:
     import torch
 
     torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        pass
+    set_process_blas_threads(1)  # this runs in the experiment's own worker process
 
 
 def run_grid(*, alphas, lambdas, seeds, efolds, records, lr, n_train=None, jobs=1,
@@ -423,12 +420,8 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
     if seeds is not None:
         cfg["seeds"] = int(seeds)
     t0 = time.perf_counter()
-    bar = None
-    if progress and sys.stderr.isatty() and jobs == 1:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(cfg["alphas"]) * len(cfg["lambdas"]) * cfg["seeds"],
-                   desc="hierarchy", file=sys.stderr, leave=False)  # fmt: skip
+    bar = progress_bar(len(cfg["alphas"]) * len(cfg["lambdas"]) * cfg["seeds"],
+                       progress and jobs == 1, "hierarchy")
     pilot = None
     if cfg["lr"] == "tuned":
         cfg["lr"], pilot = tune_lr(cfg["alphas"], max(cfg["lambdas"]), cfg["efolds"],

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..diagnostics.dynamics.rates import law_rate
 from .framework import ExperimentResult, register
 
 __all__ = ["run", "CONFIG", "make_resnet", "inner_pairs", "predicted_angle"]
@@ -260,7 +261,7 @@ def verdict(rates, angles, finals, cfg) -> list:
     from .verdict import check
 
     out = []
-    r = -2.0 * np.log(1.0 - cfg["lr"] * cfg["lam"])
+    r = law_rate(cfg["lr"], cfg["lam"])
     p = rates[rates.variant == "plain"]
     fp = finals[finals.variant == "plain"].drop_duplicates("seed")
     out.append(check("plain: the net trains (min final train accuracy over seeds)",
@@ -306,7 +307,7 @@ def run(out_dir, quick: bool = False, progress: bool = True,
     torch_threads_one()
     t0 = time.perf_counter()
     X, y = _load(cfg["n_train"])
-    r_pred = -2.0 * np.log(1.0 - cfg["lr"] * cfg["lam"])
+    r_pred = law_rate(cfg["lr"], cfg["lam"])
     recs, angs, fins, rates = [], [], [], []
     for variant, norm in (("plain", False), ("bn", True)):
         for s in range(cfg["seeds"]):
