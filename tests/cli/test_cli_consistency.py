@@ -40,7 +40,8 @@ def test_analyse_is_analyze(npz, tmp_path, capsys):
     assert main(["analyse", str(npz), "--out", str(tmp_path / "a"), "-q"]) == 0
     assert main(["analyze", str(npz), "--out", str(tmp_path / "b"), "-q"]) == 0
     a, b = (pd.read_csv(tmp_path / d / "pairs.csv") for d in "ab")
-    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    per_run = [c for c in ("seconds", "run_id") if c in a]  # differ between any two runs
+    pd.testing.assert_frame_equal(a.drop(columns=per_run), b.drop(columns=per_run))
 
 
 @pytest.mark.parametrize("command", ["analyze", "describe", "heads", "trajectory", "compare"])

@@ -44,20 +44,21 @@ def _threads_arg(text: str) -> int:
 
 
 def run(args) -> int:
+    from .._output import OutputFolder
     from ._table import print_frame
 
     net_a, net_b = load(args.a), load(args.b)
-    angles: dict = {}
-    table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads,
-                                      progress=not args.quiet, angles=angles)
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "model"  # noqa: E731
     out = args.out or Path("flagalign-out") / f"compare-{safe(net_a.name)}-{safe(net_b.name)}"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "compare.csv", index=False)
-    from ..report.compare_report import render_compare_html  # deferred: matplotlib (heavy)
+    angles: dict = {}
+    with OutputFolder(out, set_name="compare").open() as tx:  # exit 2 before the work
+        table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads,
+                                          progress=not args.quiet, angles=angles)
+        tx.write_csv("compare.csv", table)  # atomic, run_id column, cells neutralised
+        from ..report.compare_report import render_compare_html  # deferred: matplotlib (heavy)
 
-    html = render_compare_html(table, angles, net_a.name, net_b.name, skipped)
-    (out / "report.html").write_text(html, encoding="utf-8")
+        tx.write_text("report.html",
+                      render_compare_html(table, angles, net_a.name, net_b.name, skipped))
     if not args.quiet:
         print_frame(table.sort_values("out_overlap"), title=f"{net_a.name} vs {net_b.name}: "
                     f"{len(table)} matrices, least similar output flags first")
