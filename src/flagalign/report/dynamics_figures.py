@@ -30,6 +30,8 @@ def _anchor(steps, values, lo, hi):
 
 # the norms of D the law is about (absolute: the law is a decay rate of ‖D‖ itself)
 _LAW = ("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs")
+_SYMBOL = {"imbalance_abs": "‖D‖", "imbalance_diag_abs": "‖diag D‖",
+           "imbalance_offdiag_abs": "‖D − diag D‖"}
 
 
 def _chosen(table, metric):
@@ -57,6 +59,7 @@ def rates_figure(table, metric: str | None = None):
     fig = _figure((6.4, 3.4))
     ax = fig.subplots()
     ylabel = metric or "/".join(dict.fromkeys(rows["metric"])) or "imbalance_abs"
+    ylabel = ", ".join(f"{_SYMBOL[m]} ({m})" if m in _SYMBOL else m for m in ylabel.split("/"))
     if hist is not None and len(hist):
         for i, r in enumerate(rows.itertuples(index=False)):
             pair, m = r.pair, r.metric
