@@ -162,7 +162,7 @@ def flag_heatmaps(analysis, pairs=None):
                        extent=(0.5, t.shape[1] - 0.5, 0.5, t.shape[0] - 0.5))
         row = ok[ok["pair"] == name].iloc[0]
         label = "\n".join(textwrap.wrap(short_pair(row["left"], row["right"]), 48))
-        ax.set_title(f"{label}\noverlap/baseline = {row['overlap_ratio']:.2f}", fontsize=8.5)
+        ax.set_title(f"{label}\noverlap_ratio = {row['overlap_ratio']:.2f}", fontsize=8.5)
         ax.set_xlabel("j  (top-j input flag of the reader)")
         ax.set_ylabel("i  (top-i output flag of the writer)")
     fig.colorbar(im, ax=axes[0].tolist(), label="T[i,j] / min(i,j)  (square-root scale)",

@@ -45,7 +45,7 @@ def _angles(a):
 def _flags(a):
     return figure(
         F.flag_heatmaps(a),
-        "Flag tables (eq. (6)) of the most and the least aligned pair (by overlap / baseline): "
+        "Flag tables (eq. (6)) of the most and the least aligned pair (by overlap_ratio): "
         "cell (i, j) is the fraction of the smaller of the top-i writer / top-j reader subspaces "
         "that lies in the other. 1 along the diagonal = nested flags; a random pair gives "
         "≈ max(i, j)/n.",
