@@ -269,10 +269,12 @@ def verdict(results: list[dict], cfg: dict) -> list:
 
 
 def _figure(results, path: Path) -> Path:
+    """Top row: head overlap / baseline per layer, trained vs random init. Bottom row: OV and
+    residual-stream commutator / Haar null per layer, trained vs random init (± SE)."""
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
-    fig = Figure(figsize=(5.5 * len(results), 3.8))
-    axes = fig.subplots(1, len(results), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(results), 7.4))
+    axes = fig.subplots(2, len(results), squeeze=False)
     for ax, r in zip(axes[0], results):
         t = r["overlap"]
         for s, g in t.groupby("subspace", sort=False):
@@ -283,6 +285,21 @@ def _figure(results, path: Path) -> Path:
         ax.set_title(f"{r['model']}: head overlap / baseline k/n", fontsize=9)
         ax.set_xlabel("layer")
         ax.legend(fontsize=6, ncol=2)
+    for ax, r in zip(axes[1], results):
+        o = r["ov"]
+        ax.errorbar(o.layer, o.ov_ratio, yerr=o.ov_ratio_se, marker="o", color="C0", capsize=2,
+                    label="OV trained (SE over heads)")
+        ax.errorbar(o.layer, o.ctrl_ratio, yerr=o.ctrl_ratio_se, ls="--", color="C0", capsize=2,
+                    label="OV random init")
+        rs = r.get("residual")
+        if rs is not None and len(rs):
+            ax.plot(rs.layer, rs.res_ratio, marker="s", color="C3", label="residual trained")
+            ax.errorbar(rs.layer, rs.ctrl_ratio, yerr=rs.SE, ls="--", color="C3", capsize=2,
+                        label="residual random init (SE)")
+        ax.axhline(1.0, color="gray", ls=":", label="Haar null")
+        ax.set_title(f"{r['model']}: Gram commutator / Haar null", fontsize=9)
+        ax.set_xlabel("layer")
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
