@@ -124,6 +124,12 @@ def test_cross_entropy_loss_matches_an_independent_computation():
     ce = float(np.mean(logsumexp(h, axis=1) - h[np.arange(y.size), y]))
     r0 = [r for r in rows if r["step"] == 0][0]
     assert abs(r0["loss"] - ce) < 1e-12
+    from flagalign.experiments.hierarchy import run_grid
+
+    frame, fin = run_grid(alphas=(0.0,), lambdas=(2e-3,), seeds=1, efolds=0.004, records=2,
+                          lr=1.0, n_train=100, loss="ce")  # fmt: skip
+    assert (frame.objective == "ce").all() and (fin.objective == "ce").all()
+    assert np.isfinite(fin["loss"]).all()  # the loss value, not the label
     mse = train_one(X, y, alpha=0.25, lam=2e-3, lr=0.5, steps=3, records=2, seed=4)[0]
     assert mse[0]["loss"] != r0["loss"] and mse[-1]["c_aug"] != rows[-1]["c_aug"]
     with pytest.raises(ValueError):

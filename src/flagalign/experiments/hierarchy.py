@@ -267,7 +267,7 @@ def _task(task: tuple) -> tuple[list[dict], list[dict]]:
     rows, finals = train_one(X, y, alpha=a, lam=lam, lr=lr, steps=steps, records=records, seed=s,
                              loss=loss)  # fmt: skip
     sec = time.perf_counter() - t0
-    meta = {"loss": loss, "lam": lam, "alpha": a, "seed": s, "lr": lr, "steps": steps}
+    meta = {"objective": loss, "lam": lam, "alpha": a, "seed": s, "lr": lr, "steps": steps}
     out_f = []
     for f in finals:
         pr = [r for r in rows if r["pair"] == f["pair"]]
