@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 
 def _prediction(args):
-    from ..diagnostics.dynamics.rates import Prediction, law_rate
+    from ..diagnostics.dynamics.rates import Prediction, damping, law_rate
 
     if args.lr is None and args.weight_decay is None:
         return Prediction(None, "no optimizer hyper-parameters: pass --lr and --weight-decay")
@@ -97,6 +97,12 @@ def _prediction(args):
         rate = law_rate(args.lr, args.weight_decay, args.momentum)
     except ValueError as exc:
         raise InputError(f"trajectory: {exc}") from None
+    if args.momentum and damping(args.lr, args.weight_decay, args.momentum) == "underdamped":
+        # eq. (25): complex roots, D oscillates; a log-linear fit has no rate to compare with
+        return Prediction(None, "no prediction: underdamped heavy-ball momentum "
+                          "(2ηλ > (1-√β)², eq. 25) — D oscillates, only its envelope decays",
+                          lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum,
+                          optimizer="SGD")  # fmt: skip
     how = "heavy-ball SGD (eq. 25)" if args.momentum else "plain SGD: r = -log(1 - 2ηλ) (eq. 22)"
     return Prediction(rate, how + " from --lr/--weight-decay", lr=args.lr,
                       weight_decay=args.weight_decay, momentum=args.momentum, optimizer="SGD",
