@@ -63,7 +63,8 @@ class PairFlags:
 def _perturbation(W: np.ndarray, dtype: str, sigma1: float) -> float:
     """δ of eq. (62) for W stored as ``dtype``; computed on a power-of-two rescaled copy when
     ‖W‖_F would overflow (δ scales exactly with W)."""
-    d = _delta(W, dtype, sigma1)
+    with np.errstate(over="ignore"):
+        d = _delta(W, dtype, sigma1)
     if math.isfinite(d):
         return d
     c = pow2_scale(W)
@@ -120,16 +121,19 @@ def pair_flags(U, s_w, W, dtype_w: str, V, s_n, Wn, dtype_n: str) -> PairFlags:
 
 
 def format_flag_type(dims) -> str:
-    """A flag type as the compact string of ``pairs.csv``: runs of consecutive dims as
-    ``a..b``, comma-separated, in parentheses — ``(1..63)``, ``(1..5,7,9..63)``, ``(4)``; ``()``
-    for the trivial flag (no stable split). Inverse: :func:`parse_flag_type`."""
+    """A flag type as the compact string of ``pairs.csv``: runs of three or more consecutive
+    dims as ``a..b``, comma-separated, in parentheses — ``(1..63)``, ``(1..5,7,9,10)``, ``(4)``;
+    ``()`` for the trivial flag (no stable split). Inverse: :func:`parse_flag_type`."""
     dims = [int(d) for d in dims]
     parts, i = [], 0
     while i < len(dims):
         j = i
         while j + 1 < len(dims) and dims[j + 1] == dims[j] + 1:
             j += 1
-        parts.append(str(dims[i]) if i == j else f"{dims[i]}..{dims[j]}")
+        if j - i >= 2:
+            parts.append(f"{dims[i]}..{dims[j]}")
+        else:
+            parts.extend(str(x) for x in dims[i : j + 1])
         i = j + 1
     return "(" + ",".join(parts) + ")"
 
