@@ -3,7 +3,8 @@
 For every matrix present in both checkpoints with the same shape: principal angles (eq. (1))
 between A's and B's top-k left singular subspaces (output flag) and between their top-k right
 singular subspaces (input flag), the mean cos² overlaps (eq. (2)) and the relative change
-‖B − A‖_F / ‖A‖_F. Writes ``compare.csv`` under ``--out`` (default
+‖B − A‖_F / ‖A‖_F, and the chordal distance between A's and B's gap-chosen flags (eqs. (63),
+(66); ``out_flag_distance``, ``in_flag_distance``). Writes ``compare.csv`` under ``--out`` (default
 ``flagalign-out/compare-<A>-<B>``) and prints the table.
 """
 
