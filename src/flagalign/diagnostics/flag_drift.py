@@ -105,7 +105,7 @@ class FlagHistory:
         rows = []
         for (name, side), hist in self._flags.items():
             have = [f for _, _, f in hist if f is not None]
-            dims = _common(have) if len(have) == len(hist) and have else ()
+            dims = _common(have) if have else ()  # checkpoints with an all-zero matrix: NaN
             mean = flag_mean([f.coarsen(dims) for f in have], dims=dims) if dims else None
             base = flag_distance_baseline(dims, have[0].n) if dims else math.nan
             prev = None
