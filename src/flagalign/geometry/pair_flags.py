@@ -178,13 +178,9 @@ def piece_overlaps_from_table(table, dims_f, dims_g, n: int) -> np.ndarray:
     d, e = [int(x) for x in dims_f], [int(x) for x in dims_g]
     if (d and d[-1] >= t.shape[0]) or (e and e[-1] >= t.shape[1]) or n < max(d + e + [0]) + 1:
         raise InputError(f"types {tuple(d)}, {tuple(e)} do not fit a table of shape {t.shape} in ℝ^{n}")
-    rows, cols = [0] + d + [n], [0] + e + [n]
-    grid = np.empty((len(rows), len(cols)))
-    for a, i in enumerate(rows):
-        for b, j in enumerate(cols):
-            if i == n or j == n:
-                grid[a, b] = min(i, j)
-            else:
-                grid[a, b] = t[i, j]
+    rows, cols = np.array([0] + d), np.array([0] + e)
+    grid = np.empty((rows.size + 1, cols.size + 1))
+    grid[:-1, :-1] = t[np.ix_(rows, cols)]
+    grid[-1, :-1], grid[:-1, -1], grid[-1, -1] = cols, rows, n  # T[n, j] = j, T[i, n] = i
     m = np.diff(np.diff(grid, axis=0), axis=1)
     return np.maximum(m, 0.0)

@@ -52,8 +52,9 @@ def extreme_pairs(analysis) -> list[str]:
     df = analysis.pairs
     ok = df[(df["status"] == "ok") & df["pair"].isin(list(analysis.flag_tables))]
     ranked = ok.sort_values("overlap_ratio", ascending=False)["pair"].tolist()
-    drawable = [p for p in ranked if position_matrix(analysis, p) is not None]
-    return list(dict.fromkeys(drawable[:1] + drawable[-1:]))
+    most = next((p for p in ranked if position_matrix(analysis, p) is not None), None)
+    least = next((p for p in ranked[::-1] if position_matrix(analysis, p) is not None), None)
+    return list(dict.fromkeys(p for p in (most, least) if p is not None))
 
 
 def _fraction(m, sl, sr):
