@@ -1,4 +1,4 @@
-"""How far a matrix's gap-chosen flags move between checkpoints (docs/theory.md, eqs. (62)–(67)).
+"""How far a matrix's gap-chosen flags move between checkpoints (docs/theory.md, eqs. (62)–(67), (69)).
 
 A matrix's *output flag* (left singular vectors) and *input flag* (right singular vectors) are
 taken from its top-k factors and split only at the gaps its stored dtype resolves (eq. (63);

@@ -140,7 +140,7 @@ def flag_distance(F, G, metric: str = "chordal", dims=None) -> float:
 
 
 def _chordal_sq(F: Flag, G: Flag) -> float:
-    """Σᵢ Σₖ sin²θₖ⁽ⁱ⁾ over the pieces and the complement (eq. (66)) without an SVD: for
+    """Σᵢ Σₖ sin²θₖ⁽ⁱ⁾ over the pieces and the complement (eqs. (66), (69)) without an SVD: for
     orthonormal bases of equal dimension Σ sin²θ = ‖Q_B − Q_A Q_AᵀQ_B‖²_F, the squared singular
     values of the residual whose singular values are the sines of eq. (1) (the sine branch, so
     small angles keep their accuracy). Two products for all pieces at once."""

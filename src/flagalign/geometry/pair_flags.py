@@ -1,5 +1,5 @@
 """The gap-chosen flags of an adjacent pair and what ``pairs.csv`` reports of them
-(docs/theory.md, eqs. (62)–(66) applied to the pair of eq. (14)).
+(docs/theory.md, eq. (69): eqs. (62)–(66) applied to the pair of eq. (14)).
 
 The writer W's output flag and the reader W′'s input flag are taken from the top-k factors the
 pair already has (no further SVD): U_k with σ₁ ≥ … ≥ σ_k of W, V_k with those of W′. A split after
