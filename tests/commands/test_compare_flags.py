@@ -106,8 +106,8 @@ def test_compare_same_checkpoint_gives_zero_and_planted_rotation(mlp_checkpoints
     rot["0.weight"] = torch.from_numpy((R @ sd["0.weight"].double().numpy()).astype(np.float32))
     torch.save(rot, tmp_path / "rot.pt")
     out = tmp_path / "same"
-    assert main(["compare", str(mlp_checkpoints / "step_60.pt"), str(mlp_checkpoints / "step_60.pt"),
-                 "--out", str(out)]) == 0
+    b = str(mlp_checkpoints / "step_60.pt")
+    assert main(["compare", b, b, "--out", str(out)]) == 0
     t = pd.read_csv(out / "compare.csv")
     assert (t[["out_flag_distance", "in_flag_distance"]] < 1e-12).all().all()
     assert main(["compare", str(mlp_checkpoints / "step_60.pt"), str(tmp_path / "rot.pt"),
@@ -116,7 +116,8 @@ def test_compare_same_checkpoint_gives_zero_and_planted_rotation(mlp_checkpoints
     # the rotation moves only layer 0's output flag; its input flag and the other layers stay
     assert t.loc["0.weight", "out_flag_distance"] > 0.5
     assert t.loc["0.weight", "in_flag_distance"] < 1e-4
-    assert (t.loc[["2.weight", "4.weight"], ["out_flag_distance", "in_flag_distance"]] < 1e-12).all().all()
+    rest = t.loc[["2.weight", "4.weight"], ["out_flag_distance", "in_flag_distance"]]
+    assert (rest < 1e-12).all().all()
 
 
 def test_trajectory_writes_flag_distances_to_previous_and_mean(mlp_checkpoints, tmp_path, capsys):

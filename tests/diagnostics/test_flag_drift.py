@@ -1,4 +1,5 @@
-"""Per-matrix flag drift over checkpoints (diagnostics/flag_drift.py; docs/theory.md eqs. (63)–(67))."""
+"""Per-matrix flag drift over checkpoints (diagnostics/flag_drift.py; docs/theory.md eqs. (63)–(67),
+(69))."""
 
 import math
 
@@ -15,7 +16,8 @@ N = 40  # out dim of "w"; k = default_k(20, 20) = 5
 
 
 def _w(s, u, rng):
-    return (u[:, : s.size] @ np.diag(s) @ random_orthogonal(20, rng)[:, : s.size].T).astype(np.float32)
+    q = random_orthogonal(20, rng)[:, : s.size]
+    return (u[:, : s.size] @ np.diag(s) @ q.T).astype(np.float32)
 
 
 def _proj_distance(ua, ub, dims, n):
@@ -64,6 +66,6 @@ def test_history_distances_to_previous_and_to_the_mean():
     # identical flags at every step: the mean is that flag (eq. (67))
     h2 = FlagHistory()
     for step in (1, 2, 3):
-        h2.add(step, str(step), Network.from_arrays({"w": mats[0], "r": np.ones((3, N), np.float32)}),
-               names=["w"])
+        net = Network.from_arrays({"w": mats[0], "r": np.ones((3, N), np.float32)})
+        h2.add(step, str(step), net, names=["w"])
     assert (h2.table().distance_mean < 1e-12).all()

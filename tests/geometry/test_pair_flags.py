@@ -1,4 +1,5 @@
-"""The flags of a pair from its top-k factors (geometry/pair_flags.py; docs/theory.md eqs. (62)–(66))."""
+"""The flags of a pair from its top-k factors (geometry/pair_flags.py; docs/theory.md eqs. (62)–(66),
+(69))."""
 
 import numpy as np
 import pytest
@@ -119,4 +120,5 @@ def test_chordal_flag_distance_without_svd_matches_piecewise_angles_and_small_an
     Gb = np.column_stack([np.cos(t1) * e[:, 0] + np.sin(t1) * e[:, 4], e[:, 1],
                           np.cos(t2) * e[:, 2] + np.sin(t2) * e[:, 5]])
     ref = np.sqrt(np.sin(t1) ** 2 + np.sin(t2) ** 2)  # ½ (pieces + complement) = Σ sin²
-    assert flag_distance(Flag(Fb, (1, 3)), Flag(Gb, (1, 3)), "chordal") == pytest.approx(ref, rel=1e-6)
+    got = flag_distance(Flag(Fb, (1, 3)), Flag(Gb, (1, 3)), "chordal")
+    assert got == pytest.approx(ref, rel=1e-6)

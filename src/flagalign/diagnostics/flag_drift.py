@@ -1,4 +1,5 @@
-"""How far a matrix's gap-chosen flags move between checkpoints (docs/theory.md, eqs. (62)–(67), (69)).
+"""How far a matrix's gap-chosen flags move between checkpoints (docs/theory.md, eqs. (62)–(67),
+(69)).
 
 A matrix's *output flag* (left singular vectors) and *input flag* (right singular vectors) are
 taken from its top-k factors and split only at the gaps its stored dtype resolves (eq. (63);
@@ -110,8 +111,8 @@ class FlagHistory:
             base = flag_distance_baseline(dims, have[0].n) if dims else math.nan
             prev = None
             for step, ckpt, f in hist:
-                d_prev = _distance(f, prev, dims) if (f is not None and prev is not None) else math.nan
-                d_mean = _distance(f, mean, dims) if (f is not None and mean is not None) else math.nan
+                d_prev = _distance(f, prev, dims) if f is not None and prev is not None else math.nan
+                d_mean = _distance(f, mean, dims) if f is not None and mean is not None else math.nan
                 rows.append((step, ckpt, name, side,
                              format_flag_type(f.dims) if f is not None else math.nan,
                              format_flag_type(dims), d_prev, d_mean, base))

@@ -177,7 +177,8 @@ def piece_overlaps_from_table(table, dims_f, dims_g, n: int) -> np.ndarray:
     t = np.asarray(table, dtype=np.float64)
     d, e = [int(x) for x in dims_f], [int(x) for x in dims_g]
     if (d and d[-1] >= t.shape[0]) or (e and e[-1] >= t.shape[1]) or n < max(d + e + [0]) + 1:
-        raise InputError(f"types {tuple(d)}, {tuple(e)} do not fit a table of shape {t.shape} in ℝ^{n}")
+        raise InputError(f"types {tuple(d)}, {tuple(e)} do not fit a table of shape {t.shape} "
+                         f"in ℝ^{n}")
     rows, cols = np.array([0] + d), np.array([0] + e)
     grid = np.empty((rows.size + 1, cols.size + 1))
     grid[:-1, :-1] = t[np.ix_(rows, cols)]

@@ -70,7 +70,7 @@ def position_figure(analysis, pairs=None):
     mats = [(p, x) for p, x in mats if x is not None]
     if not mats:
         return None
-    from matplotlib.colors import PowerNorm  # deferred: matplotlib is heavy, only the report needs it
+    from matplotlib.colors import PowerNorm  # deferred: matplotlib is heavy (report only)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.8 * len(mats) + 0.9, 4.6))
@@ -90,7 +90,8 @@ def position_figure(analysis, pairs=None):
         for axis, size in ((ax.xaxis, q), (ax.yaxis, p)):
             ticks = list(range(0, size - 1, max(1, (size - 1) // 8))) + [size - 1]
             axis.set_ticks(sorted(set(ticks)))
-            axis.set_ticklabels([("rest" if t == size - 1 else str(t + 1)) for t in sorted(set(ticks))],
+            ticks = sorted(set(ticks))
+            axis.set_ticklabels(["rest" if t == size - 1 else str(t + 1) for t in ticks],
                                 fontsize=7.5)
         ax.plot([-0.5, min(p, q) - 0.5], [-0.5, min(p, q) - 0.5], color="#2563eb", lw=0.6, ls=":")
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, pad=0.02,
