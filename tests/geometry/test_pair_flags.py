@@ -122,3 +122,21 @@ def test_chordal_flag_distance_without_svd_matches_piecewise_angles_and_small_an
     ref = np.sqrt(np.sin(t1) ** 2 + np.sin(t2) ** 2)  # ½ (pieces + complement) = Σ sin²
     got = flag_distance(Flag(Fb, (1, 3)), Flag(Gb, (1, 3)), "chordal")
     assert got == pytest.approx(ref, rel=1e-6)
+
+
+def test_quantized_dtype_uses_the_quantization_error():
+    """Eq. (62) for a block-quantized type: δ_q·(max row norm + max column norm) with
+    δ_q = κ/2^b (eq. (3)), so a gap float32 resolves is one piece at q8_0."""
+    from flagalign._arrays import storage_error
+    from flagalign.geometry import storage_perturbation
+
+    rng = np.random.default_rng(11)
+    s = np.array([4.0, 3.9, 2.0, 1.0, 0.5])  # gap 0.1 after σ₁
+    W, u = _factors(s, 40, rng)
+    ref = storage_error("q8_0") * (np.linalg.norm(W, axis=1).max() + np.linalg.norm(W, axis=0).max())
+    ref += 40 * np.finfo(float).eps * 4.0
+    assert storage_perturbation(W, "q8_0", sigma1=4.0) == pytest.approx(ref, rel=1e-12)
+    assert 0.1 < 10 * ref < 1.0  # between the small gap and the large ones
+    f32 = pair_flags(u, s, W, "float32", u, s, W.T, "float32")
+    q8 = pair_flags(u, s, W, "q8_0", u, s, W.T, "q8_0")
+    assert f32.left.dims == (1, 2, 3, 4) and q8.left.dims == (2, 3, 4)
