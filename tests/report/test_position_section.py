@@ -67,6 +67,15 @@ def test_section_renders_with_identity_caption(an):
     assert "Relative position of the flags" in an.to_html()
 
 
-def test_section_left_out_without_flag_tables():
+def test_section_left_out_without_flag_tables_and_says_why_for_trivial_flags():
     an = analyze(_net(), progress=False, heads=False, keep_flags=False)
     assert SECTIONS["position"].render(an) is None
+    # isotropic top-k (all singular values equal): every flag is (), nothing to draw
+    rng = np.random.default_rng(1)
+    q = random_orthogonal(N, rng)
+    net = Network.from_arrays({"w": q[:, :20] * 2.0, "r": q[:, :24].T.copy()},
+                              [Pair("w", "r", "mlp", N)])
+    an = analyze(net, progress=False, heads=False)
+    assert an.pairs.flag_type_left.iloc[0] == "()"
+    html = SECTIONS["position"].render(an)
+    assert "no relative position to draw" in html and "<img" not in html

@@ -124,7 +124,13 @@ def _render(analysis):
     pairs = extreme_pairs(analysis)
     fig = position_figure(analysis, pairs)
     if fig is None:
-        return None
+        ok = analysis.pairs[analysis.pairs["status"] == "ok"]
+        if ok.empty:
+            return None
+        return ("<p class=note>No measured pair has a stable flag on both sides: every "
+                "flag_type is () or the flag tables were not kept. The gaps between the top "
+                "singular values are below what the stored precision resolves (eq. (63); e.g. "
+                "block-quantized weights), so there is no relative position to draw.</p>")
     df = analysis.pairs[analysis.pairs["pair"].isin(pairs)].copy()
     df["pair (short)"] = [short_pair(a, b) for a, b in zip(df["left"], df["right"])]
     df = df.set_index("pair").loc[pairs].reset_index()
