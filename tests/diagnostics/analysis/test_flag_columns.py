@@ -167,3 +167,13 @@ def test_pair_alignment_reports_the_same_flag_columns():
         else:
             assert sc[c] == pytest.approx(float(row[c]), rel=1e-9)
     assert isinstance(pd.DataFrame([sc])["flag_type_left"].iloc[0], str)
+
+
+def test_summary_has_per_kind_medians():
+    rng = np.random.default_rng(6)
+    net = Network.from_arrays({f"l{i}.w": rng.standard_normal((24, 24)) for i in range(4)})
+    an = fa.analyze(net, progress=False, heads=False)
+    bk = an.summary["by_kind"]["sequential"]
+    assert bk["median_flag_distance_ratio"] == pytest.approx(an.pairs.flag_distance_ratio.median())
+    assert bk["median_soft_relative_position"] == pytest.approx(
+        an.pairs.soft_relative_position.median())

@@ -107,6 +107,8 @@ def summarize(df: pd.DataFrame) -> dict:
             "median_imbalance": clean(gok["imbalance"].median()),
             "total_intersection_dim": clean(gok["intersection_dim"].sum()),
             "total_lost_dims": clean(gok["lost_dims"].sum()),
+            "median_flag_distance_ratio": clean(gok["flag_distance_ratio"].median()),
+            "median_soft_relative_position": clean(gok["soft_relative_position"].median()),
         }
     by_depth = []
     for (depth, kind), g in ok.groupby(["depth", "kind"], sort=True):
