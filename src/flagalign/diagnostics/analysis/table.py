@@ -23,6 +23,9 @@ PAIR_COLUMNS = (
     "right",
     "dim",
     "depth",
+    "block",
+    "layer",
+    "head",
     "k",
     "overlap",
     "baseline",
@@ -54,19 +57,21 @@ PAIR_COLUMNS = (
     "soft_relative_position_baseline",
 )
 
-_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth")
+_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth", "block", "layer", "head")
 _RUN = ("method", "status", "seconds")
 _TEXT = ("flag_type_left", "flag_type_right")
 #: Columns that hold measured numbers (NaN when a pair cannot be measured).
 _NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _TEXT)
 #: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
-_INTEGER = ("k", "intersection_dim", "lost_dims", "flag_splits_left", "flag_splits_right")
+_INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims", "flag_splits_left",
+            "flag_splits_right")
 
 
 def _identity(pair, depth: int) -> dict:
     """The columns that name a pair (the same whether or not it could be measured)."""
     return {"pair": pair.name, "kind": pair.kind, "left": pair.left, "right": pair.right,
-            "dim": int(pair.dim), "depth": int(depth)}
+            "dim": int(pair.dim), "depth": int(depth), "block": getattr(pair, "block", ""),
+            "layer": getattr(pair, "layer", None), "head": getattr(pair, "head", None)}
 
 
 def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
