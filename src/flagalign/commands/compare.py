@@ -3,7 +3,9 @@
 For every matrix present in both checkpoints with the same shape: principal angles (eq. (1))
 between A's and B's top-k left singular subspaces (output flag) and between their top-k right
 singular subspaces (input flag), the mean cos² overlaps (eq. (2)) and the relative change
-‖B − A‖_F / ‖A‖_F. Writes ``compare.csv`` and ``report.html`` (angle spectra per matrix) under ``--out`` (default
+‖B − A‖_F / ‖A‖_F, and the chordal distance between A's and B's gap-chosen flags (eqs. (63),
+(66); ``out_flag_distance``, ``in_flag_distance``). Writes ``compare.csv`` and ``report.html``
+(angle spectra per matrix) under ``--out`` (default
 ``flagalign-out/compare-<A>-<B>``) and prints the table.
 """
 
@@ -60,8 +62,10 @@ def run(args) -> int:
         tx.write_text("report.html",
                       render_compare_html(table, angles, net_a.name, net_b.name, skipped))
     if not args.quiet:
+        brief = [c for c in table.columns if not c.endswith(("_flag_type", "_flag_baseline"))]
         print_frame(table.sort_values("out_overlap"), title=f"{net_a.name} vs {net_b.name}: "
-                    f"{len(table)} matrices, least similar output flags first")
+                    f"{len(table)} matrices, least similar output flags first (flag types and "
+                    "random-flag baselines in compare.csv)", columns=brief)
     if skipped:
         print(f"skipped {len(skipped)} matrices not in both with the same shape: "
               + ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else ""))  # fmt: skip

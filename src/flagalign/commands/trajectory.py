@@ -7,7 +7,9 @@ contains a step number (the last integer in the name: ``step_100.pt``, ``checkpo
 ``--lr/--weight-decay [--momentum]`` give the predicted rate (eqs. (22), (25)); the law is only
 asserted for pairs whose activation you state with ``--activation``.
 
-Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates.csv`` and
+Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates.csv``,
+``flags.csv`` (each matrix's output / input flag distance to the previous checkpoint and to the
+flag mean over checkpoints, eqs. (66)–(67); :mod:`flagalign.diagnostics.flag_drift`) and
 ``trajectory.png`` under ``--out`` (default ``flagalign-out/trajectory-<dir name>``).
 """
 
@@ -128,9 +130,11 @@ def _run(args, ckpts, pred, tx) -> int:
 
     from .. import load
     from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
+    from ..diagnostics.flag_drift import FlagHistory
 
     bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
     rows, ks, dtypes, shapes = [], {}, {}, {}
+    drift = FlagHistory(k=args.k)
     for step, path in ckpts:
         try:
             net = load(str(path))
@@ -155,6 +159,7 @@ def _run(args, ckpts, pred, tx) -> int:
             ks[name] = k
             dtypes[name] = net.matrices[pair.left].dtype
             rows.extend((step, path.name, name, m, float(vals[m])) for m in METRICS)
+        drift.add(step, path.name, net)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -169,8 +174,9 @@ def _run(args, ckpts, pred, tx) -> int:
         eps={p: input_eps(dt) for p, dt in dtypes.items()},
         tail=args.tail,
     )
+    flags = drift.table()
     files = [tx.write_csv("trajectory.csv", hist), tx.write_csv("rates.csv", rates),
-             _figure(hist, rates, tx, "trajectory.png")]
+             tx.write_csv("flags.csv", flags), _figure(hist, rates, tx, "trajectory.png")]
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
     show = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
@@ -178,9 +184,23 @@ def _run(args, ckpts, pred, tx) -> int:
 
     print_frame(show, columns=cols, max_rows=200)
     print(f"prediction: {pred.reason}")
+    _print_flags(flags, pd)
     for f in files:
         print(f"wrote {f}")
     return 0
+
+
+def _print_flags(flags, pd) -> None:
+    """Per matrix and side: the largest step-to-step flag distance and distance to the mean
+    flag, next to the random-flag baseline (eq. (66))."""
+    if flags.empty:
+        return
+    g = flags.groupby(["matrix", "side"], sort=False).agg(
+        common_type=("common_type", "first"), max_to_prev=("distance_prev", "max"),
+        max_to_mean=("distance_mean", "max"), baseline=("baseline", "first")).reset_index()
+    print("flag distances (chordal, eq. 66; on the type all checkpoints share):")
+    with pd.option_context("display.width", 200, "display.max_rows", 40):
+        print(g.head(40).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
 def _figure(hist, rates, tx, name: str) -> Path:

@@ -3,7 +3,9 @@
 For every matrix present in both networks with the same shape: principal angles
 (docs/theory.md, eq. (1)) between A's and B's top-k left singular subspaces (output flag, eq. (13))
 and between their top-k right singular subspaces (input flag), the mean cos² overlaps (eq. (2))
-and the relative change ‖B − A‖_F / ‖A‖_F. Used by ``flagalign compare``.
+and the relative change ‖B − A‖_F / ‖A‖_F; and for each of the two flags, split at the gaps the
+stored dtype resolves (eq. (63)), the chordal flag distance between A's and B's (eq. (66),
+:mod:`flagalign.diagnostics.flag_drift`). Used by ``flagalign compare``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from .._threads import blas_threads
 from .._validate import check_k
 from ..errors import ShapeMismatchError
 from ..geometry import default_k, principal_angles, top_subspaces
+from .flag_drift import DRIFT_COLUMNS, drift_values, matrix_flags
 
 __all__ = ["compare_networks", "COMPARE_COLUMNS"]
 
 COMPARE_COLUMNS = [
     "matrix", "shape", "k", "out_max_angle_deg", "out_overlap", "in_max_angle_deg", "in_overlap",
-    "rel_change",
+    "rel_change", *DRIFT_COLUMNS,
 ]  # fmt: skip
 
 
@@ -80,6 +83,7 @@ def compare_networks(net_a, net_b, k: int | None = None, *, threads: int | None 
                 float(np.degrees(ang_in.max())) if ang_in.size else float("nan"),
                 float(np.mean(np.cos(ang_in) ** 2)) if ang_in.size else float("nan"),
                 float(np.linalg.norm(b - a) / na) if na > 0 else float("nan"),
+                *drift_values(matrix_flags(fa, a, info.dtype), matrix_flags(fb, b, other.dtype)),
             ))  # fmt: skip
     if bar is not None:
         bar.close()

@@ -25,6 +25,7 @@ from .flags import flag_table
 from .imbalance import Imbalance, imbalance_from_grams
 from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
 from .nulls import commutator_null_rms
+from .pair_flags import format_flag_type, pair_flags
 from ._scaling import gram_observables, pow2_scale
 from .gram import _GRAM_SAFE
 from .svd import TopSubspaces, top_subspaces
@@ -67,6 +68,13 @@ class PairAlignment:
     status : str            ``ok``, or why the flag observables are NaN (an all-zero side)
     commutator_null : float  Haar null c⁰ = √(E c²) of the commutator (eq. (50)); NaN when not
                             computed
+    flag_dims_left, flag_dims_right : tuple of int or None
+                            types of the gap-chosen output flag of W and input flag of W_next
+                            (eq. (63), splits below k only); None when not computed
+    flag_distance : float   chordal flag distance (eq. (66)) on their common type; NaN if none
+    flag_distance_baseline : float  its random-flag RMS (eq. (66))
+    soft_position : float   soft relative position (eq. (65)) ∈ [0, 1]; NaN for a trivial flag
+    soft_position_baseline : float  its random-flag expectation (eq. (65))
     """
 
     n: int
@@ -84,6 +92,12 @@ class PairAlignment:
     tol: float
     status: str = "ok"
     commutator_null: float = math.nan
+    flag_dims_left: tuple | None = None
+    flag_dims_right: tuple | None = None
+    flag_distance: float = math.nan
+    flag_distance_baseline: float = math.nan
+    soft_position: float = math.nan
+    soft_position_baseline: float = math.nan
 
     @property
     def commutator_ratio(self) -> float:
@@ -120,11 +134,29 @@ class PairAlignment:
             "imbalance_offdiag": float(imb.offdiag / denom) if ok else math.nan,
             "imbalance_abs": float(imb.full),
             "method": str(self.method),
+            **self._flag_scalars(),
+        }
+
+    def _flag_scalars(self) -> dict:
+        """The gap-chosen flag columns (eqs. (63), (65), (66); docs/schema.md)."""
+        known = self.flag_dims_left is not None and self.flag_dims_right is not None
+        d = self.flag_distance_baseline
+        return {
+            "flag_type_left": format_flag_type(self.flag_dims_left) if known else math.nan,
+            "flag_type_right": format_flag_type(self.flag_dims_right) if known else math.nan,
+            "flag_splits_left": len(self.flag_dims_left) if known else math.nan,
+            "flag_splits_right": len(self.flag_dims_right) if known else math.nan,
+            "flag_distance": float(self.flag_distance),
+            "flag_distance_baseline": float(d),
+            "flag_distance_ratio": float(self.flag_distance / d) if d and d == d else math.nan,
+            "soft_relative_position": float(self.soft_position),
+            "soft_relative_position_baseline": float(self.soft_position_baseline),
         }
 
 
 def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol_n: float,
-                  bias=None, rank_next: int | None = None) -> PairAlignment:
+                  bias=None, rank_next: int | None = None,
+                  dtypes: tuple[str, str] = ("float64", "float64")) -> PairAlignment:
     """The one pair assembler: :class:`PairAlignment` of (W, W') at flag depth ``k`` from factors.
 
     Parameters
@@ -144,6 +176,9 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         W's output bias (W̃ = [W, b] in D, eq. (11)).
     rank_next : int, optional
         rank W' at ``rtol_n`` when the caller knows it exactly (``right`` may be truncated).
+    dtypes : (str, str)
+        Stored dtypes of W and W' (``W``, ``Wn`` are float64 copies): they set the perturbation
+        δ (eq. (62)) against which the flags' splits are chosen (eq. (63)).
     """
     n = W.shape[0]
     u, v = left.U[:, :k], right.V[:, :k]
@@ -163,6 +198,7 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         m = None
         sw, sn = W / pow2_scale(W), Wn / pow2_scale(Wn)
         g_w, g_next = sw @ sw.T, sn.T @ sn
+    fl = pair_flags(u, left.s, W, dtypes[0], v, right.s, Wn, dtypes[1])
     return PairAlignment(
         n=n,
         k=k,
@@ -178,6 +214,12 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         lost_dims=lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
         tol=float(tol),
         commutator_null=commutator_null_rms(g_w, g_next),
+        flag_dims_left=fl.left.dims,
+        flag_dims_right=fl.right.dims,
+        flag_distance=fl.distance,
+        flag_distance_baseline=fl.distance_baseline,
+        soft_position=fl.soft_position,
+        soft_position_baseline=fl.soft_position_baseline,
     )
 
 
@@ -249,7 +291,7 @@ def pair_alignment(
         if b.shape[0] != n:
             raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
     return assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
-                         rtol_n=rank_rtol(wn.shape, ndt), bias=b)
+                         rtol_n=rank_rtol(wn.shape, ndt), bias=b, dtypes=(wdt, ndt))
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:

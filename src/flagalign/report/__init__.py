@@ -23,7 +23,8 @@ rendered::
     register_section(Section("heads", "Attention heads", _heads_html, order=55))
 
 The run header (model, method, k, tolerances, schema version, run time) always comes first.
-Built-in orders: 20 overlap vs depth, 30 principal angles, 40 flag tables,
+Built-in orders: 20 overlap vs depth, 30 principal angles, 40 flag tables, 45 relative position
+of the flags (report/position_section.py),
 50 commutator and imbalance, 60 per-kind summary, 70 most/least aligned, 80 failed pairs,
 90 all pairs. ``html.escape`` anything that comes from a model (matrix names, messages).
 """

@@ -10,6 +10,7 @@ from .registry import SECTIONS, Section
 from . import figures as F
 from .html import figure, table
 from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
+from . import position_section as _position  # noqa: F401 - registers the flag-position section
 
 _ROW_COLS = [
     "pair", "kind", "depth", "head", "dim", "k", "overlap_ratio", "commutator_ratio", "overlap",

@@ -78,7 +78,8 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
     pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
                        rtol_n=rtol_n, bias=bias,
-                       rank_next=rn if exact_rn and task.method == "exact" else None)
+                       rank_next=rn if exact_rn and task.method == "exact" else None,
+                       dtypes=task.dtypes)
     row = pair_row(p, depth, pa, task.method, time.perf_counter() - t0)
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64)).astype(np.float32)
     table = np.asarray(pa.flag_table, dtype=np.float32) if keep_flag else None

@@ -45,14 +45,26 @@ PAIR_COLUMNS = (
     "method",
     "status",
     "seconds",
+    # gap-chosen flags of the pair (docs/theory.md §5, eqs. (63)–(66))
+    "flag_type_left",
+    "flag_type_right",
+    "flag_splits_left",
+    "flag_splits_right",
+    "flag_distance",
+    "flag_distance_baseline",
+    "flag_distance_ratio",
+    "soft_relative_position",
+    "soft_relative_position_baseline",
 )
 
 _IDENTITY = ("pair", "kind", "left", "right", "dim", "depth", "block", "layer", "head")
 _RUN = ("method", "status", "seconds")
+_TEXT = ("flag_type_left", "flag_type_right")
 #: Columns that hold measured numbers (NaN when a pair cannot be measured).
-_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN)
+_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _TEXT)
 #: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
-_INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims")
+_INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims", "flag_splits_left",
+            "flag_splits_right")
 
 
 def _identity(pair, depth: int) -> dict:
@@ -65,7 +77,7 @@ def _identity(pair, depth: int) -> dict:
 def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
     """A row with every measurement NaN and ``status`` saying why."""
     row = {**_identity(pair, depth), "method": method, "status": status, "seconds": float(seconds)}
-    row.update({c: math.nan for c in _NUMERIC})
+    row.update({c: math.nan for c in _NUMERIC + _TEXT})
     return {c: row[c] for c in PAIR_COLUMNS}
 
 
@@ -100,6 +112,8 @@ def summarize(df: pd.DataFrame) -> dict:
             "median_imbalance": clean(gok["imbalance"].median()),
             "total_intersection_dim": clean(gok["intersection_dim"].sum()),
             "total_lost_dims": clean(gok["lost_dims"].sum()),
+            "median_flag_distance_ratio": clean(gok["flag_distance_ratio"].median()),
+            "median_soft_relative_position": clean(gok["soft_relative_position"].median()),
         }
     by_depth = []
     for (depth, kind), g in ok.groupby(["depth", "kind"], sort=True):
