@@ -63,6 +63,11 @@ class Pair:
     for the transformer families the block index N of the left matrix; for every other graph the
     longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
     strictly increases along every data-flow path. -1 until the :class:`Network` sets it.
+
+    ``symmetry`` is the group of hidden reparameterizations (W, W_next) → (G W, W_next G⁻¹) of
+    ℝ^dim that leave the network function unchanged (:mod:`.symmetry`; docs/theory.md eq. (70)):
+    ``GL``, ``O``, ``nonzero-diag×perm``, ``pos-diag×perm``, ``signed-perm``, ``perm`` or
+    ``unknown`` (set by the architecture rules; ``unknown`` when the activation is not known).
     """
 
     left: str
@@ -71,6 +76,7 @@ class Pair:
     dim: int
     note: str = ""
     depth: int = -1
+    symmetry: str = "unknown"
 
     @property
     def name(self) -> str:
