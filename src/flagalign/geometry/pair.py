@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -13,6 +13,7 @@ from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
 from .commutator import commutator_norm
 from .flags import flag_table
+from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry
 from .imbalance import Imbalance, imbalance_from_grams
 from .svd import TopSubspaces, top_subspaces
 
@@ -86,6 +87,15 @@ class PairAlignment:
     imbalance : Imbalance   norms of D (eq. (11))
     lost_dims : int         dim(col W ∩ ker W_next) (eq. (12))
     tol : float             sine tolerance used for intersection_dim
+    symmetry : str          the hidden layer's group (eq. (70)); ``unknown`` when not given
+    gauge : str             ``stored`` (the weights as given) or ``balanced`` (eqs. (73)–(74))
+    gauge_dependent : bool  True when angles, overlap, intersection_dim, flag_table and
+                            commutator change under the hidden layer's group in this gauge
+                            (eq. (75)); the imbalance is gauge-dependent for every non-orthogonal
+                            group; lost_dims and the product spectrum never are
+    product_sv : ndarray    singular values of W_next W (descending), the GL(n) invariants of
+                            the pair (eq. (76)); computed for GL pairs only, else empty
+    product_rank : int      rank of W_next W at eq. (3)'s tolerance (GL pairs; -1 otherwise)
     """
 
     n: int
@@ -101,6 +111,11 @@ class PairAlignment:
     imbalance: Imbalance
     lost_dims: int
     tol: float
+    symmetry: str = "unknown"
+    gauge: str = "stored"
+    gauge_dependent: bool = True
+    product_sv: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    product_rank: int = -1
 
 
 def pair_alignment(
@@ -113,6 +128,8 @@ def pair_alignment(
     left: TopSubspaces | None = None,
     right: TopSubspaces | None = None,
     seed: int = 0,
+    symmetry: str | None = None,
+    gauge: str | None = None,
 ) -> PairAlignment:
     """Every alignment observable of one adjacent pair y = W_next σ(W x) (eq. (14)).
 
@@ -136,6 +153,16 @@ def pair_alignment(
         pairs that share a matrix.
     seed : int
         Seed for the randomized method.
+    symmetry : str, optional
+        The hidden layer's group (eq. (70): ``GL``, ``O``, ``nonzero-diag×perm``,
+        ``pos-diag×perm``, ``signed-perm``, ``perm``; None = ``unknown``). Decides
+        ``gauge_dependent``, the balanced gauge, and (for ``GL``) the product spectrum.
+    gauge : {None, "balanced"}
+        None measures the weights as given. ``"balanced"`` first moves the pair to the minimum-norm
+        point of its hidden layer's orbit (eq. (74) per neuron for the diagonal groups, eq. (73)
+        for GL; nothing to do for orthogonal groups; needs a known ``symmetry``). Only the pair's
+        own hidden layer is balanced: in a network, balance all hidden layers at once with
+        :func:`flagalign.models.gauge.balanced_network`.
     """
     w, wdt = as_float64(W, name="W")
     wn, ndt = as_float64(W_next, name="W_next")
@@ -144,6 +171,19 @@ def pair_alignment(
         raise ShapeMismatchError(f"W has {n} outputs but W_next reads {wn.shape[1]} inputs")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(wn))):
         raise InputError("pair contains NaN or Inf weights")
+    symmetry = check_symmetry(symmetry)
+    gauge = check_gauge(gauge)
+    if gauge == "balanced":
+        if symmetry == "unknown":
+            raise InputError("gauge='balanced' needs the pair's symmetry (symmetry=...); it is unknown")
+        b0 = None
+        if bias is not None:
+            b0, _ = as_float64(bias, name="bias", ndim=1)
+            if b0.shape[0] != n:
+                raise ShapeMismatchError(f"bias has {b0.shape[0]} entries, W has {n} outputs")
+        w2, wn2, b2 = balance_pair(w, wn, b0, symmetry)
+        if w2 is not w or wn2 is not wn:
+            w, wn, bias, left, right = w2, wn2, b2, None, None
     if tol is None:
         tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
     if k is None:
@@ -180,7 +220,21 @@ def pair_alignment(
         imbalance=imbalance_from_grams(g_in, g_next),
         lost_dims=_lost_dims(w, wn, wdt, ndt, None),
         tol=float(tol),
+        symmetry=symmetry,
+        gauge=gauge or "stored",
+        gauge_dependent=angles_gauge_dependent(symmetry, gauge),
+        **(_product_spectrum(w, wn, wdt, ndt) if symmetry == GL else {}),
     )
+
+
+def _product_spectrum(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str) -> dict:
+    """Singular values of W_next W and its rank (eq. (76)): a singular value counts when it
+    exceeds the product of the two factors' relative rank tolerances (eq. (3)) times σ₁(W_next)σ₁(W)
+    — the rounding of either stored factor moves σᵢ(W_next W) by about that much."""
+    s = sla.svdvals(wn @ w)
+    s1 = float(sla.norm(w, 2) * sla.norm(wn, 2)) if s.size else 0.0
+    tol = max(rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt)) * s1
+    return {"product_sv": s, "product_rank": int(np.count_nonzero(s > tol)) if s1 > 0 else 0}
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:

@@ -35,20 +35,18 @@ __all__ = [
     "activation_symmetry", "pair_symmetry",
 ]  # fmt: skip
 
-GL = "GL"
-O = "O"
-NONZERO_DIAG = "nonzero-diag×perm"
-POS_DIAG = "pos-diag×perm"
-SIGNED_PERM = "signed-perm"
-PERM = "perm"
-UNKNOWN = "unknown"
-
-#: Every value ``Pair.symmetry`` can take.
-SYMMETRIES = (GL, O, NONZERO_DIAG, POS_DIAG, SIGNED_PERM, PERM, UNKNOWN)
-#: Groups of orthogonal maps only: pair angles, overlap, commutator are invariant under them.
-ORTHOGONAL_GROUPS = frozenset({O, SIGNED_PERM, PERM})
-#: Groups containing non-orthogonal diagonal scalings: canonicalised by ``gauge="balanced"``.
-DIAGONAL_GROUPS = frozenset({NONZERO_DIAG, POS_DIAG})
+from ..geometry.gauge import (  # noqa: F401  (re-exported: the group names)
+    DIAGONAL_GROUPS,
+    GL,
+    NONZERO_DIAG,
+    O,
+    ORTHOGONAL_GROUPS,
+    PERM,
+    POS_DIAG,
+    SIGNED_PERM,
+    SYMMETRIES,
+    UNKNOWN,
+)
 
 # Each group as the set of its "generators": permutations, sign flips, positive diagonal
 # scalings, rotations, general linear maps. Intersection of groups = intersection of these sets

@@ -1,0 +1,431 @@
+"""The balanced gauge of a whole network (docs/theory.md §6, eqs. (73)–(75)).
+
+:func:`balanced_network` moves a :class:`~.network.Network` to the canonical representative of
+its orbit under the hidden-layer symmetries it knows (``Pair.symmetry``), acting on every hidden
+layer at once:
+
+* **diagonal groups** (``pos-diag×perm``, ``nonzero-diag×perm``): the representative minimises
+  Σ_layers ‖W_l‖²_F (biases included) over per-neuron log-scalings u — a convex function of u
+  (a sum of exponentials of linear forms), strictly convex when no neuron is dead, so the
+  minimiser is unique. It is found by exact block-coordinate descent: with the other layers
+  fixed, each neuron's optimum balances its in-norm² against its out-norm²,
+  u_i ← u_i + ¼ log(out_i/in_i) (eq. (74)); sweeps repeat until max_i |¼ log(out_i/in_i)| ≤ tol
+  (default 1e-13), which is also the optimality condition (the gradient is
+  2(in_i − out_i) per neuron). For ``nonzero-diag×perm`` the sign of each neuron is fixed by
+  making the largest-magnitude entry of its writer row positive (sign flips are part of the
+  group, and the gate → down pair of a gated MLP is not invariant under them).
+* **GL(d_head)** of attention heads (``ov`` pairs, grouped by kv-head): eq. (73), the matrix
+  geometric mean, per kv group (V rows of the group against the sum of its heads' O Grams).
+* **orthogonal groups** need nothing: every pair measure is invariant under them.
+
+Which hidden layers are balanced (:func:`gauge_plan`): a pair's hidden layer is balanced when it
+is not a residual stream (a stream is shared with skip connections that are not pairs), its
+symmetry is diagonal, its writer is not the gate of a gated MLP, and no other pair with the same
+writer or reader makes the layer's group smaller. Everything is decided from metadata; weights
+are read once to solve and then lazily, as in every Network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry.gauge import (
+    DIAGONAL_GROUPS, GL, NONZERO_DIAG, ORTHOGONAL_GROUPS, angles_gauge_dependent, gl_balance,
+)  # fmt: skip
+from .network import MatrixInfo, Network, Pair
+
+__all__ = ["GaugePlan", "gauge_plan", "balanced_network", "pair_gauge_dependent", "DEFAULT_TOL"]
+
+#: Convergence tolerance of the block-coordinate descent: max per-neuron |¼ log(out/in)|.
+DEFAULT_TOL = 1e-13
+
+_SLICE = re.compile(r"^(rows|columns) (\d+):(\d+) of (.+)$")
+
+
+@dataclass
+class GaugePlan:
+    """What :func:`balanced_network` balances (metadata only).
+
+    Attributes
+    ----------
+    spaces : dict[str, tuple[str, list[str]]]
+        {writer: (symmetry, readers)}: diagonal hidden layers balanced jointly.
+    heads : list
+        (AttentionLayer) whose value → output heads are balanced by eq. (73).
+    skipped : list[tuple[str, str]]
+        (pair name, why its hidden layer is not balanced).
+    """
+
+    spaces: dict = field(default_factory=dict)
+    heads: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    def balanced(self, pair: Pair) -> bool:
+        """True when ``pair``'s own hidden layer is moved to its balanced point."""
+        if pair.kind == "ov" and pair.symmetry == GL:
+            return any(pair.right.startswith(a.o) or pair.left.startswith(a.v) for a in self.heads)
+        return pair.left in self.spaces and pair.right in self.spaces[pair.left][1]
+
+
+def gauge_plan(network: Network) -> GaugePlan:
+    """The hidden layers :func:`balanced_network` balances, and why the others are not."""
+    plan = GaugePlan()
+    by_left: dict[str, list[Pair]] = {}
+    by_right: dict[str, list[Pair]] = {}
+    for p in network.pairs:
+        by_left.setdefault(p.left, []).append(p)
+        by_right.setdefault(p.right, []).append(p)
+    for p in network.pairs:
+        if p.symmetry not in DIAGONAL_GROUPS:
+            if p.symmetry not in ORTHOGONAL_GROUPS and not (p.kind == "ov" and p.symmetry == GL):
+                plan.skipped.append((p.name, f"symmetry {p.symmetry}: not balanced"))
+            continue
+        why = None
+        if p.kind == "residual":
+            why = "residual stream (shared with skip connections): not balanced"
+        elif network.matrices[p.left].role == "gate":
+            why = "gate of a gated MLP: its rows are not rescaled (the up branch is)"
+        elif any(q.symmetry != p.symmetry or q.kind == "residual" for q in by_left[p.left]):
+            why = "the writer also feeds a pair of another symmetry"
+        if why is None:
+            others = [q for r in (x.right for x in by_left[p.left]) for q in by_right[r]]
+            scaled = {q.left for q in others if q.symmetry in DIAGONAL_GROUPS
+                      and network.matrices[q.left].role != "gate"}  # fmt: skip
+            if len(scaled) > 1:
+                why = "the reader also reads another rescaled writer"
+        if why is not None:
+            plan.skipped.append((p.name, why))
+            continue
+        plan.spaces.setdefault(p.left, (p.symmetry, []))[1].append(p.right)
+    ov = {(p.left, p.right) for p in network.pairs if p.kind == "ov" and p.symmetry == GL}
+    for a in network.attention:
+        if any(r.startswith(a.o + "[") or r == a.o for _, r in ov) and a.v in network.matrices:
+            plan.heads.append(a)
+    return plan
+
+
+def pair_gauge_dependent(network: Network, pair: Pair, gauge: str | None, plan: GaugePlan | None = None) -> bool:
+    """Whether ``pair``'s angles, overlap, intersection_dim and commutator depend on a choice of
+    representative in this gauge (eq. (75)).
+
+    Stored weights: its own hidden layer's group is not orthogonal. Balanced: its own layer is
+    GL or was not balanced, or a neighbouring hidden layer that moves its matrices' other sides
+    (W's input, W_next's output) by non-orthogonal maps was not balanced — the query/key gauge of
+    attention (never balanced) counts for every stacked Q/K/V reader.
+    """
+    if gauge is None:
+        return angles_gauge_dependent(pair.symmetry, None)
+    plan = plan or gauge_plan(network)
+    if pair.symmetry == GL or pair.symmetry not in ORTHOGONAL_GROUPS and not plan.balanced(pair):
+        return True
+    info_r = network.matrices.get(pair.right)
+    if info_r is not None and info_r.role in ("stacked", "q", "k"):
+        return True
+    for q in network.pairs:  # neighbours: q writes into pair.left, or reads from pair.right
+        if q is pair or not (_same_layer(network, q.right, pair.left) or _same_layer(network, q.left, pair.right)):
+            continue
+        if q.symmetry not in ORTHOGONAL_GROUPS and not plan.balanced(q):
+            return True
+    return False
+
+
+def _same_layer(network: Network, a: str, b: str) -> bool:
+    """a and b are views of one weight (same source key, or one a slice/stack part of the other)."""
+    if a == b:
+        return True
+    ia, ib = network.matrices.get(a), network.matrices.get(b)
+    if ia is None or ib is None:
+        return False
+    ka, kb = set(ia.source_key.split(" + ")) | {a}, set(ib.source_key.split(" + ")) | {b}
+    return bool(ka & kb)
+
+
+# -- the transform --------------------------------------------------------------------------
+
+
+@dataclass
+class _Ops:
+    """Row/column operators on one base matrix: diagonal factors, then block maps."""
+
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+    row_blocks: list = field(default_factory=list)  # (start, G): rows[start:start+d] ← G @ ...
+    col_blocks: list = field(default_factory=list)  # (start, H): cols[...] ← ... @ H
+
+    def apply(self, m: np.ndarray) -> np.ndarray:
+        m = np.array(m, dtype=np.float64, copy=True)
+        if self.rows is not None:
+            m *= self.rows[:, None]
+        if self.cols is not None:
+            m *= self.cols[None, :]
+        for s, g in self.row_blocks:
+            m[s : s + g.shape[0]] = g @ m[s : s + g.shape[0]]
+        for s, h in self.col_blocks:
+            m[:, s : s + h.shape[0]] = m[:, s : s + h.shape[0]] @ h
+        return m
+
+    def apply_bias(self, b: np.ndarray) -> np.ndarray:
+        b = np.array(b, dtype=np.float64, copy=True)
+        if self.rows is not None:
+            b *= self.rows
+        for s, g in self.row_blocks:
+            b[s : s + g.shape[0]] = g @ b[s : s + g.shape[0]]
+        return b
+
+
+def _kernel_views(network: Network, name: str) -> tuple[str, str | None, int]:
+    """(writer view, reader view or None, kernel size) of the weight ``name`` belongs to."""
+    info = network.matrices[name]
+    key = info.source_key or name
+    views = [n for n, i in network.matrices.items() if (i.source_key or n) == key and i.role in ("conv", "conv_in")]
+    writer = next((n for n in views if network.matrices[n].role == "conv"), name)
+    reader = next((n for n in views if network.matrices[n].role == "conv_in"), None)
+    if reader is None:
+        return writer, None, 1
+    return writer, reader, network.matrices[writer].shape[1] // network.matrices[reader].shape[1]
+
+
+def _channel_energy(network: Network, writer: str, ksz: int) -> np.ndarray:
+    """E[k, c] = Σ_r W[k, c·ksz + r]² of the writer view (channel-level squared weights)."""
+    w = network.matrix(writer)
+    return (w * w).reshape(w.shape[0], -1, ksz).sum(axis=2)
+
+
+def _solve_diagonal(network: Network, plan: GaugePlan, tol: float, max_iter: int):
+    """Per-space log-scalings u (block-coordinate descent, module docstring) and the summary."""
+    spaces = plan.spaces
+    kern = {}  # weight writer view -> (reader view, ksz)
+    for w in spaces:
+        kern[w] = _kernel_views(network, w)
+    reader_of = {}  # reader matrix -> (writer view of its weight, ksz, space)
+    for w, (_, readers) in spaces.items():
+        for r in readers:
+            wv, _, ksz = _kernel_views(network, r)
+            reader_of[r] = (wv, ksz, w)
+    # channel-level squared weights of every weight touching a balanced space
+    energy = {}
+    for w in spaces:
+        energy[kern[w][0]] = _channel_energy(network, kern[w][0], kern[w][2])
+    for r, (wv, ksz, _) in reader_of.items():
+        if wv not in energy:
+            energy[wv] = _channel_energy(network, wv, ksz)
+    bias_sq = {w: (lambda b: np.zeros(energy[kern[w][0]].shape[0]) if b is None else b * b)(network.bias(w))
+               for w in spaces}  # fmt: skip
+    u = {w: np.zeros(energy[kern[w][0]].shape[0]) for w in spaces}
+    in_space = {reader_of[r][0]: reader_of[r][2] for r in reader_of}  # weight -> space it reads
+    out_space = {kern[w][0]: w for w in spaces}  # weight -> space it writes
+
+    def u_out(weight):
+        s = out_space.get(weight)
+        return None if s is None else u[s]
+
+    def u_in(weight):
+        s = in_space.get(weight)
+        return None if s is None else u[s]
+
+    def in_out(w):
+        wv = kern[w][0]
+        e = energy[wv]
+        ui = u_in(wv)
+        a = (e if ui is None else e * np.exp(-2.0 * ui)[None, :]).sum(axis=1) * np.exp(2.0 * u[w])
+        a = a + bias_sq[w] * np.exp(2.0 * u[w])
+        c = np.zeros_like(a)
+        for r in spaces[w][1]:
+            rv = reader_of[r][0]
+            e = energy[rv]
+            uo = u_out(rv)
+            c += (e if uo is None else e * np.exp(2.0 * uo)[:, None]).sum(axis=0)
+        return a, c * np.exp(-2.0 * u[w])
+
+    it, resid, dead = 0, 0.0, 0
+    for it in range(1, max_iter + 1):
+        resid = 0.0
+        for w in spaces:
+            a, c = in_out(w)
+            ok = (a > 0) & (c > 0)
+            step = np.zeros_like(a)
+            step[ok] = 0.25 * np.log(c[ok] / a[ok])
+            u[w] = u[w] + step
+            resid = max(resid, float(np.max(np.abs(step), initial=0.0)))
+        if resid <= tol:
+            break
+    for w in spaces:
+        a, c = in_out(w)
+        dead += int(np.count_nonzero(~((a > 0) & (c > 0))))
+    return u, kern, reader_of, {"iterations": it, "residual": resid, "converged": resid <= tol, "dead": dead}
+
+
+def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: int = 20000) -> Network:
+    """``network`` moved to the balanced representative of its symmetry orbit (module docstring).
+
+    Parameters
+    ----------
+    network : Network
+        With ``Pair.symmetry`` set (by the architecture rules, or by the caller for
+        :meth:`Network.from_arrays`).
+    tol : float
+        Stop when every neuron's balancing step |¼ log(out/in)| is ≤ tol (eq. (74)).
+    max_iter : int
+        Sweeps over all balanced hidden layers; not converging adds a warning.
+
+    Returns
+    -------
+    Network
+        Same names, pairs, attention and metadata; lazily loaded balanced matrices and biases;
+        ``name = "<name> [balanced]"``; a warning line states what was balanced and the
+        convergence (``warnings``).
+    """
+    if tol <= 0 or max_iter < 1:
+        raise InputError("balanced_network: tol must be > 0 and max_iter ≥ 1")
+    plan = gauge_plan(network)
+    ops: dict[str, _Ops] = {}
+
+    def op(name: str) -> _Ops:
+        return ops.setdefault(name, _Ops())
+
+    summary = {"iterations": 0, "residual": 0.0, "converged": True, "dead": 0}
+    if plan.spaces:
+        u, kern, reader_of, summary = _solve_diagonal(network, plan, tol, max_iter)
+        for w, (sym, readers) in plan.spaces.items():
+            s = np.exp(u[w])
+            if sym == NONZERO_DIAG:
+                wm = network.matrix(kern[w][0])
+                idx = np.argmax(np.abs(wm), axis=1)
+                sign = np.sign(wm[np.arange(wm.shape[0]), idx])
+                s = s * np.where(sign == 0, 1.0, sign)
+            wv, rv, ksz = kern[w]
+            o = op(wv)
+            o.rows = s if o.rows is None else o.rows * s
+            if rv is not None:
+                o = op(rv)
+                rep = np.repeat(s, ksz)
+                o.rows = rep if o.rows is None else o.rows * rep
+            for r in readers:
+                rwv, rrv, rk = _kernel_views(network, r)
+                o = op(rwv)
+                rep = np.repeat(1.0 / s, rk)
+                o.cols = rep if o.cols is None else o.cols * rep
+                if rrv is not None:
+                    o = op(rrv)
+                    o.cols = 1.0 / s if o.cols is None else o.cols / s
+    for a in plan.heads:
+        _plan_heads(network, a, op)
+    infos, loaders, biases = _transformed(network, ops)
+    what = f"{len(plan.spaces)} diagonal hidden layers" + (f", {len(plan.heads)} attention layers (GL heads)" if plan.heads else "")
+    line = (f"gauge=balanced: {what}; block-coordinate descent {summary['iterations']} sweeps, "
+            f"max |¼ log(out/in)| = {summary['residual']:.1e} (tol {tol:.0e})")  # fmt: skip
+    warnings = list(network.warnings)
+    if not summary["converged"]:
+        warnings.append(line + ": NOT converged; balanced numbers are approximate")
+    if summary["dead"]:
+        warnings.append(f"gauge=balanced: {summary['dead']} dead neurons (zero in- or out-weights) left unscaled")
+    net = Network(
+        name=f"{network.name} [balanced]", architecture=network.architecture, matrices=infos, loaders=loaders,
+        pairs=list(network.pairs), attention=list(network.attention), biases=biases,
+        skipped=list(network.skipped) + [(p, f"gauge: {why}") for p, why in plan.skipped],
+        warnings=warnings + [line], fold_norms=network.fold_norms, source=network.source,
+    )  # fmt: skip
+    net.flags = network.flags
+    net.zero_reasons = network.zero_reasons
+    return net
+
+
+def _resolve(network: Network, name: str) -> tuple[str, int, int]:
+    """(base matrix, row offset, column offset) of a head slice (following chains of slices)."""
+    r0 = c0 = 0
+    while True:
+        info = network.matrices[name]
+        m = _SLICE.match(info.note or "") if info.derived and info.role != "stacked" else None
+        if m is None or info.source_key not in network.matrices:
+            return name, r0, c0
+        if m.group(1) == "rows":
+            r0 += int(m.group(2))
+        else:
+            c0 += int(m.group(2))
+        name = info.source_key
+
+
+def _plan_heads(network: Network, a, op) -> None:
+    """Eq. (73) per kv group of attention layer ``a``: V_g ← G V_g, O_h ← O_h G⁻¹ (h in g)."""
+    d = a.head_dim
+    v, o = network.matrix(a.v), network.matrix(a.o)
+    bv = network.bias(a.v)
+    vbase, vr, vc = _resolve(network, a.v)
+    obase, orow, ocol = _resolve(network, a.o)
+    if vc or orow:
+        raise InputError(f"gauge=balanced: cannot place the heads of {a.v} / {a.o} in their weights")
+    group = a.heads // a.kv_heads
+    for g in range(a.kv_heads):
+        vg = v[g * d : (g + 1) * d]
+        if bv is not None:
+            vg = np.column_stack([vg, bv[g * d : (g + 1) * d]])
+        bsum = sum(o[:, h * d : (h + 1) * d].T @ o[:, h * d : (h + 1) * d] for h in range(g * group, (g + 1) * group))
+        G = gl_balance(vg @ vg.T, bsum)
+        op(vbase).row_blocks.append((vr + g * d, G))
+        ginv = np.linalg.inv(G)
+        for h in range(g * group, (g + 1) * group):
+            op(obase).col_blocks.append((ocol + h * d, ginv))
+
+
+def _transformed(network: Network, ops: dict[str, _Ops]):
+    """MatrixInfo, loaders and biases of the transformed network (derived views re-derived)."""
+    infos: dict[str, MatrixInfo] = {}
+    loaders, biases = {}, {}
+    cache_key = {}
+
+    def base_loader(name):
+        f, o = network.loaders[name], ops[name]
+        return lambda: o.apply(f())
+
+    def base_bias(name):
+        f = network.biases.get(name)
+        if f is None:
+            return None
+        o = ops[name]
+        return lambda: o.apply_bias(np.asarray(f(), dtype=np.float64))
+
+    touched = set(ops)
+    for name, info in network.matrices.items():
+        base, r0, c0 = _resolve(network, name)
+        if name in ops:
+            loaders[name], b = base_loader(name), base_bias(name)
+            if b is not None:
+                biases[name] = b
+        elif info.role == "stacked":
+            parts = info.source_key.split(" + ")
+            if any(_resolve(network, p)[0] in touched for p in parts):
+                cache_key[name] = parts
+        elif base != name and base in touched:
+            cache_key[name] = (base, r0, c0, info.shape)
+        if name not in loaders and name not in cache_key:
+            loaders[name] = network.loaders[name]
+            if name in network.biases:
+                biases[name] = network.biases[name]
+        infos[name] = info
+    for name, spec in cache_key.items():
+        if isinstance(spec, list):
+            fs = [lambda p=p: _load(loaders, network, cache_key, p) for p in spec]
+            loaders[name] = lambda fs=fs: np.vstack([f() for f in fs])
+            if all(_bias_loader(biases, network, cache_key, p) is not None for p in spec):
+                bl = [_bias_loader(biases, network, cache_key, p) for p in spec]
+                biases[name] = lambda bl=bl: np.concatenate([f() for f in bl])
+        else:
+            base, r0, c0, (nr, nc) = spec
+            fb = loaders[base]
+            loaders[name] = lambda fb=fb, r0=r0, c0=c0, nr=nr, nc=nc: fb()[r0 : r0 + nr, c0 : c0 + nc]
+            if base in biases and c0 == 0 and name in network.biases:
+                bb = biases[base]
+                biases[name] = lambda bb=bb, r0=r0, nr=nr: bb()[r0 : r0 + nr]
+    return infos, loaders, biases
+
+
+def _load(loaders, network, cache_key, name):
+    return loaders[name]()
+
+
+def _bias_loader(biases, network, cache_key, name):
+    return biases.get(name)
