@@ -110,25 +110,40 @@ def gauge_plan(network: Network) -> GaugePlan:
 
 def pair_gauge_dependent(network: Network, pair: Pair, gauge: str | None, plan: GaugePlan | None = None) -> bool:
     """Whether ``pair``'s angles, overlap, intersection_dim and commutator depend on a choice of
-    representative in this gauge (eq. (75)).
+    representative of the network's symmetry orbit in this gauge (eq. (75)).
 
-    Stored weights: its own hidden layer's group is not orthogonal. Balanced: its own layer is
-    GL or was not balanced, or a neighbouring hidden layer that moves its matrices' other sides
-    (W's input, W_next's output) by non-orthogonal maps was not balanced — the query/key gauge of
-    attention (never balanced) counts for every stacked Q/K/V reader.
+    Three groups move the pair's subspaces: its own hidden layer's; the one of the hidden layer
+    W *reads* (it acts on W's columns, so on W's left singular vectors); the one of the hidden
+    layer W_next *writes* (on W_next's rows). The pair is gauge-dependent when one of them has
+    non-orthogonal elements that the gauge does not fix: with the stored weights, every such
+    group; balanced, the GL(n) of the pair itself (only its invariants are reported), residual
+    streams and other layers :func:`gauge_plan` does not balance, and attention's query/key
+    gauge (never balanced) for the matrix that reads the stream with Q and K.
     """
-    if gauge is None:
-        return angles_gauge_dependent(pair.symmetry, None)
-    plan = plan or gauge_plan(network)
-    if pair.symmetry == GL or pair.symmetry not in ORTHOGONAL_GROUPS and not plan.balanced(pair):
+    balanced = gauge == "balanced"
+    if balanced and plan is None:
+        plan = gauge_plan(network)
+
+    def fixed(q: Pair) -> bool:  # is q's hidden layer canonical in this gauge?
+        if q.symmetry in ORTHOGONAL_GROUPS:
+            return True
+        if not balanced or q.symmetry not in DIAGONAL_GROUPS | {GL}:
+            return False
+        if q.symmetry == GL:
+            return q.kind == "ov" and plan.balanced(q)
+        return any(plan.balanced(x) for x in network.pairs if x.right == q.right)
+
+    if pair.symmetry == GL or not fixed(pair):
         return True
-    info_r = network.matrices.get(pair.right)
-    if info_r is not None and info_r.role in ("stacked", "q", "k"):
-        return True
-    for q in network.pairs:  # neighbours: q writes into pair.left, or reads from pair.right
-        if q is pair or not (_same_layer(network, q.right, pair.left) or _same_layer(network, q.left, pair.right)):
+    for a in network.attention:  # the query/key gauge acts on the rows of Q and K
+        if _same_layer(network, a.q, pair.right) or _same_layer(network, a.k, pair.right):
+            return True
+    for q in network.pairs:
+        if q is pair:
             continue
-        if q.symmetry not in ORTHOGONAL_GROUPS and not plan.balanced(q):
+        reads = _same_layer(network, q.right, pair.left)  # q's layer acts on W's columns
+        writes = _same_layer(network, q.left, pair.right) and network.matrices[q.left].role != "gate"
+        if (reads or writes) and not fixed(q):
             return True
     return False
 
