@@ -1,0 +1,244 @@
+"""Random-rotation nulls of the alignment scores (docs/theory.md, eq. (50)).
+
+A score is only informative next to what it would be by chance. The Gram commutator c_G of
+eq. (10) depends on the spectra of the two Grams *and* on how their eigenbases sit relative to
+each other; :func:`commutator_null` keeps both spectra and draws the relative rotation from the
+Haar measure on O(n), so ``commutator / null`` is ≈ 1 for a reader rotated at random and ≈ 0 for
+a pair that shares its eigenbasis.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import InputError
+from .random import haar_stiefel
+
+__all__ = ["NullEstimate", "commutator_null", "commutator_null_sq"]
+
+
+class NullEstimate(NamedTuple):
+    """A Monte Carlo estimate of an expected score under a null distribution.
+
+    Attributes
+    ----------
+    mean : float     the sample mean (the estimate of the expectation)
+    se : float       its standard error, std(ddof=1)/√samples (0 when the score is constant)
+    samples : int    number of independent draws
+    """
+
+    mean: float
+    se: float
+    samples: int
+
+
+def _spectrum(x, name: str, n: int) -> np.ndarray:
+    """Non-zero eigenvalues of a PSD Gram (1-D, finite, ≥ 0, at most n of them)."""
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim != 1:
+        raise InputError(f"{name}: expected a 1-D array of eigenvalues, got shape {v.shape}")
+    if not np.all(np.isfinite(v)) or np.any(v < 0):
+        raise InputError(f"{name}: eigenvalues of a Gram matrix must be finite and >= 0")
+    v = v[v > 0]
+    if v.size > n:
+        raise InputError(f"{name}: {v.size} non-zero eigenvalues exceed the dimension n={n}")
+    return v
+
+
+def _check_n(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"n={n!r}: the hidden dimension must be a positive integer")
+    return int(n)
+
+
+def commutator_null(a, b, n: int, *, samples: int = 256, seed: int = 0) -> NullEstimate:
+    """E c(A, Q B Qᵀ) over Haar-random Q ∈ O(n): the chance level of the Gram commutator (eq. (50)).
+
+    c is the normalised commutator of eq. (9), A = W Wᵀ and B = W_nextᵀ W_next (eq. (10)); the
+    null keeps both spectra and randomises the relative eigenbasis. Seeded Monte Carlo: with
+    A = diag(a) and B = diag(b) (Haar invariance), ‖[A, QBQᵀ]‖²_F = 2(tr A²QB²Qᵀ − tr(AQBQᵀ)²)
+    involves only the r_a × r_b block M of Q that meets the non-zero eigenvalues, and M is the
+    top block of a Haar n × r Stiefel frame (:func:`~flagalign.geometry.random.haar_stiefel`),
+    so a draw costs O(n·min(r_a, r_b)²) and nothing n × n is formed.
+
+    Parameters
+    ----------
+    a, b : array_like, 1-D
+        Eigenvalues of A and B (σ(W)² and σ(W_next)²); zeros may be omitted.
+    n : int
+        Hidden dimension (the size of A and B).
+    samples : int
+        Number of Haar draws (≥ 2).
+    seed : int
+        Seed of :func:`numpy.random.default_rng`; equal inputs give equal estimates.
+
+    Returns
+    -------
+    NullEstimate
+        ``mean`` (the estimate of E c), ``se`` (its standard error) and ``samples``.
+        If A or B is zero, c ≡ 0 and the estimate is exactly (0, 0).
+
+    Raises
+    ------
+    InputError
+        On a negative or non-finite eigenvalue, more non-zero eigenvalues than n, n < 1 or
+        samples < 2.
+
+    Notes
+    -----
+    Invariant under O(n) acting on either Gram (by construction) and under scaling W or W_next.
+    The exact second moment is :func:`commutator_null_sq`; E c ≤ √(E c²) (Jensen).
+    """
+    n = _check_n(n)
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise InputError(f"samples={samples!r}: need an integer >= 2")
+    a, b = _spectrum(a, "a", n), _spectrum(b, "b", n)
+    if a.size == 0 or b.size == 0:
+        return NullEstimate(0.0, 0.0, int(samples))
+    if a.size < b.size:  # c(A, QBQᵀ) and c(B, QᵀAQ) have the same law: frame on the smaller side
+        a, b = b, a
+    norm2 = float(np.sum(a**2) * np.sum(b**2))
+    a2, b2, ra, sa, sb = a**2, b**2, a.size, np.sqrt(a), np.sqrt(b)
+    rng = np.random.default_rng(seed)
+    vals = np.empty(int(samples))
+    for t in range(int(samples)):
+        m = haar_stiefel(n, b.size, rng)[:ra]  # the r_a × r_b block of Q
+        m2 = m * m
+        first = float(a2 @ m2 @ b2)  # tr A² Q B² Qᵀ
+        nmat = sa[:, None] * m * sb[None, :]
+        small = nmat.T @ nmat if b.size <= ra else nmat @ nmat.T
+        second = float(np.sum(small * small))  # tr (A Q B Qᵀ)² = ‖N Nᵀ‖²_F
+        vals[t] = np.sqrt(max(2.0 * (first - second), 0.0) / norm2)
+    return NullEstimate(float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(vals.size)), vals.size)
+
+
+def commutator_null_sq(a, b, n: int) -> float:
+    """Exact E c(A, Q B Qᵀ)² over Haar Q ∈ O(n), by orthogonal Weingarten calculus (eq. (50)).
+
+    With p₁ = tr A, p₂ = tr A², q₁ = tr B, q₂ = tr B²:
+    E tr(AQBQᵀ)² = ((n+2)(p₂q₁² + p₂q₂ + p₁²q₂) − (2p₂ + p₁²)(q₁² + 2q₂)) / (n(n−1)(n+2)),
+    E tr A²QB²Qᵀ = p₂q₂/n and E c² = 2(p₂q₂/n − E tr(AQBQᵀ)²)/(p₂q₂). Needs n ≥ 2; 0 if A or B
+    is zero. Arguments as in :func:`commutator_null`.
+    """
+    n = _check_n(n)
+    a, b = _spectrum(a, "a", n), _spectrum(b, "b", n)
+    if a.size == 0 or b.size == 0:
+        return 0.0
+    if n < 2:
+        return 0.0  # 1×1 matrices commute
+    p1, p2, q1, q2 = a.sum(), (a**2).sum(), b.sum(), (b**2).sum()
+    e_sq = ((n + 2) * (p2 * q1**2 + p2 * q2 + p1**2 * q2)
+            - (2 * p2 + p1**2) * (q1**2 + 2 * q2)) / (n * (n - 1) * (n + 2))
+    return float(max(2.0 * (p2 * q2 / n - e_sq) / (p2 * q2), 0.0))
+
+
+# -- overlap and imbalance nulls, z-scores and verdicts (docs/theory.md eqs. (77)–(79)) ----------
+
+__all__ += ["NullMoments", "VERDICT_Z", "VERDICTS", "trace_product_moments", "overlap_null", "imbalance_null",
+            "commutator_null_sd", "z_score", "verdict"]  # fmt: skip
+
+
+class NullMoments(NamedTuple):
+    """Exact mean and standard deviation of a score under the Haar null.
+
+    Attributes
+    ----------
+    mean : float   E score
+    sd : float     √Var score (the spread of one draw, not a standard error)
+    """
+
+    mean: float
+    sd: float
+
+
+#: |z| above which a score is called aligned / anti-aligned rather than chance (eq. (79)).
+VERDICT_Z = 3.0
+#: The three verdicts, plus ``n/a`` when the null is degenerate or a score is missing.
+VERDICTS = ("aligned", "chance", "anti-aligned", "n/a")
+
+
+def trace_product_moments(a, b, n: int) -> NullMoments:
+    """Mean and sd of X = tr(A Q B Qᵀ) over Haar Q ∈ O(n) for symmetric A, B with eigenvalues
+    ``a``, ``b`` (eq. (78)), from the fourth moments of Haar orthogonal entries:
+
+    E X = p₁q₁/n,
+    E X² = (p₂q₂ + p₂q₁² + p₁²q₂)/(n(n+2)) + (n+1)(p₁² − p₂)(q₁² − q₂)/(n(n−1)(n+2)),
+
+    p_k = Σ aᵢᵏ, q_k = Σ bⱼᵏ. For two projectors of ranks a, b this is the overlap variance
+    2ab(n−a)(n−b)/(n²(n−1)(n+2)) of eq. (41). ``a``, ``b`` may be any real eigenvalues (zeros
+    omitted); n ≥ 2."""
+    n = _check_n(n)
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.size > n or b.size > n:
+        raise InputError(f"more eigenvalues than the dimension n={n}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("eigenvalues must be finite")
+    p1, p2, q1, q2 = a.sum(), (a**2).sum(), b.sum(), (b**2).sum()
+    mean = p1 * q1 / n
+    if n < 2:
+        return NullMoments(float(mean), 0.0)
+    ex2 = (p2 * q2 + p2 * q1**2 + p1**2 * q2) / (n * (n + 2)) + (n + 1) * (p1**2 - p2) * (q1**2 - q2) / (
+        n * (n - 1) * (n + 2)
+    )
+    return NullMoments(float(mean), float(np.sqrt(max(ex2 - mean**2, 0.0))))
+
+
+def overlap_null(a: int, b: int, n: int) -> NullMoments:
+    """Mean and sd of the overlap ‖Q_AᵀQ_B‖²_F / min(a, b) (eq. (2)) of a fixed a-dimensional and
+    a Haar-random b-dimensional subspace of ℝⁿ (eq. (77)): mean max(a, b)/n (eq. (4)),
+    variance 2ab(n−a)(n−b)/(n²(n−1)(n+2)) / min(a, b)² — :func:`trace_product_moments` of two
+    projectors. For a pair at depth k: a = b = k, sd = √2 (n−k)/(n√((n−1)(n+2)))."""
+    n = _check_n(n)
+    a, b = int(a), int(b)
+    if not (1 <= a <= n and 1 <= b <= n):
+        raise InputError(f"overlap_null needs 1 <= a, b <= n, got a={a}, b={b}, n={n}")
+    m = trace_product_moments(np.ones(a), np.ones(b), n)
+    return NullMoments(m.mean / min(a, b), m.sd / min(a, b))
+
+
+def imbalance_null(a, b, n: int) -> NullMoments:
+    """Mean and sd of the squared relative imbalance r² = ‖A − QBQᵀ‖²_F / (‖A‖_F + ‖B‖_F)² over
+    Haar Q ∈ O(n), with A = W̃W̃ᵀ, B = W_nextᵀW_next of eigenvalues ``a``, ``b`` (eq. (78)).
+
+    Exactly: E‖A − QBQᵀ‖²_F = ‖A‖²_F + ‖B‖²_F − 2 tr A tr B / n (E QBQᵀ = (tr B/n) I), and
+    ‖A − QBQᵀ‖² = ‖A‖² + ‖B‖² − 2X with X of :func:`trace_product_moments`, so
+    sd = 2 sd(X) / (‖A‖ + ‖B‖)². The denominator is the same for every Q. √mean is the
+    root-mean-square null of eq. (11)'s ``relative`` imbalance (≥ its mean, Jensen); returns
+    (nan, nan) when both Grams are zero."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    na, nb = float(np.sqrt((a**2).sum())), float(np.sqrt((b**2).sum()))
+    denom = (na + nb) ** 2
+    x = trace_product_moments(a, b, n)
+    if denom == 0:
+        return NullMoments(float("nan"), float("nan"))
+    return NullMoments((na**2 + nb**2 - 2 * x.mean) / denom, 2 * x.sd / denom)
+
+
+def commutator_null_sd(a, b, n: int, null: NullEstimate) -> float:
+    """Standard deviation of c(A, QBQᵀ) under the Haar null: √(E c² − (E c)²) with the exact
+    second moment (:func:`commutator_null_sq`) and the Monte Carlo mean ``null.mean``."""
+    return float(np.sqrt(max(commutator_null_sq(a, b, n) - null.mean**2, 0.0)))
+
+
+def z_score(value: float, mean: float, sd: float) -> float:
+    """(value − mean) / sd; NaN when sd is 0 or anything is not finite."""
+    if not (np.isfinite(value) and np.isfinite(mean) and np.isfinite(sd)) or sd <= 0:
+        return float("nan")
+    return float((value - mean) / sd)
+
+
+def verdict(z: float, *, higher_is_aligned: bool, threshold: float = VERDICT_Z) -> str:
+    """``aligned`` / ``chance`` / ``anti-aligned`` from a z-score against a null (eq. (79)).
+
+    |z| ≤ threshold is ``chance``; beyond it the side decides: for the overlap a higher value is
+    more aligned (``higher_is_aligned=True``), for the commutator and the imbalance a lower one.
+    ``n/a`` when z is NaN (degenerate null, e.g. k = n, or a score not computed)."""
+    if not np.isfinite(z):
+        return "n/a"
+    if abs(z) <= threshold:
+        return "chance"
+    return "aligned" if (z > 0) == higher_is_aligned else "anti-aligned"
