@@ -218,10 +218,12 @@ def imbalance_null(a, b, n: int) -> NullMoments:
     return NullMoments((na**2 + nb**2 - 2 * x.mean) / denom, 2 * x.sd / denom)
 
 
-def commutator_null_sd(a, b, n: int, null: NullEstimate) -> float:
-    """Standard deviation of c(A, QBQᵀ) under the Haar null: √(E c² − (E c)²) with the exact
-    second moment (:func:`commutator_null_sq`) and the Monte Carlo mean ``null.mean``."""
-    return float(np.sqrt(max(commutator_null_sq(a, b, n) - null.mean**2, 0.0)))
+def commutator_null_sd(null: NullEstimate) -> float:
+    """Standard deviation of one draw of c(A, QBQᵀ) under the Haar null: the sample sd of the
+    Monte Carlo draws, se·√samples. (√(E c² − (E c)²) with the exact E c² of
+    :func:`commutator_null_sq` is ill-conditioned: c concentrates, so the difference of two
+    nearly equal numbers carries the Monte Carlo error of the mean squared.)"""
+    return float(null.se * np.sqrt(null.samples))
 
 
 def z_score(value: float, mean: float, sd: float) -> float:
