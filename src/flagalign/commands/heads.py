@@ -69,6 +69,8 @@ def run(args) -> int:
             raise InputError(f"--composition {bad[0]!r}: choose from q, k, v")
     if args.k is not None and args.k < 1:
         raise InputError(f"-k: expected a positive integer, got {args.k}")
+    if args.seed < 0:
+        raise InputError(f"--seed: expected a non-negative integer, got {args.seed}")
     net = load(args.source, fold_norms=not args.raw)
     if not net.attention:
         raise InputError(f"{args.source}: no attention layers found (flagalign describe "

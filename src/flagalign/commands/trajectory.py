@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import InputError, SourceNotFoundError
+from ..errors import FlagalignError, InputError, ShapeMismatchError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
 
@@ -118,15 +118,28 @@ def run(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(ckpts), desc="checkpoints", file=sys.stderr, leave=False)
-    rows, ks, dtypes = [], {}, {}
+    rows, ks, dtypes, shapes = [], {}, {}, {}
     for step, path in ckpts:
-        net = load(str(path))
+        try:
+            net = load(str(path))
+        except FlagalignError as exc:  # name the checkpoint, not just the file inside it
+            raise type(exc)(f"checkpoint {path}: {exc}") from None
         if not net.pairs:
             raise InputError(f"{path}: no adjacent pairs found in this checkpoint")
         for pair in net.pairs:
             name = pair.name
-            vals, k = pair_metrics(net.matrix(pair.left), net.matrix(pair.right),
-                                   net.bias(pair.left), k=ks.get(name, args.k))  # fmt: skip
+            shp = (net.matrices[pair.left].shape, net.matrices[pair.right].shape)
+            first = shapes.setdefault(name, (shp, path))
+            if first[0] != shp:
+                raise ShapeMismatchError(
+                    f"checkpoint {path}: pair {name} has shapes {shp[0]}, {shp[1]}, but checkpoint "
+                    f"{first[1]} has {first[0][0]}, {first[0][1]}; trajectory needs one architecture"
+                )
+            try:
+                vals, k = pair_metrics(net.matrix(pair.left), net.matrix(pair.right),
+                                       net.bias(pair.left), k=ks.get(name, args.k))  # fmt: skip
+            except FlagalignError as exc:
+                raise type(exc)(f"checkpoint {path}: pair {name}: {exc}") from None
             ks[name] = k
             dtypes[name] = net.matrices[pair.left].dtype
             rows.extend((step, path.name, name, m, float(vals[m])) for m in METRICS)

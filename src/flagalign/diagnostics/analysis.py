@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import check_kinds, check_seed
 from .._version import SCHEMA_VERSION, __version__
 from ..errors import InputError
 from .factors import FactorStore, choose_method
@@ -248,6 +249,7 @@ def analyze(
     if tol is not None and not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 <= tol < 1):
         raise InputError(f"tol must be a number in [0, 1), got {tol!r}")
     choose_method((1, 1), method)  # validates the name
+    kinds, seed = check_kinds(kinds), check_seed(seed)
     net = _load(source_or_network)
 
     chosen = _select_pairs(net, pairs, kinds, layers)

@@ -8,7 +8,7 @@ and the relative change ‖B − A‖_F / ‖A‖_F. Used by ``flagalign compare
 
 from __future__ import annotations
 
-from ..errors import InputError, ShapeMismatchError
+from ..errors import ShapeMismatchError
 
 __all__ = ["compare_networks", "COMPARE_COLUMNS"]
 
@@ -37,8 +37,10 @@ def compare_networks(net_a, net_b, k: int | None = None):
 
     from ..geometry import default_k, principal_angles, top_subspaces
 
-    if k is not None and k < 1:
-        raise InputError(f"--k must be >= 1, got {k}")
+    from .._validate import check_k
+
+    if k is not None:
+        k = check_k(k, "--k")
     rows, skipped = [], []
     for name, info in net_a.matrices.items():
         if info.derived:
@@ -52,8 +54,11 @@ def compare_networks(net_a, net_b, k: int | None = None):
         kk = min(k, n) if k is not None else default_k(n, n)
         fa = top_subspaces(a, kk, method="auto")
         fb = top_subspaces(b, kk, method="auto")
-        ang_out = principal_angles(fa.U, fb.U)
-        ang_in = principal_angles(fa.V, fb.V)
+        if not (np.any(a) and np.any(b)):  # an all-zero matrix has no flag: NaN, not angle 0
+            ang_out = ang_in = np.zeros(0)
+        else:
+            ang_out = principal_angles(fa.U, fb.U)
+            ang_in = principal_angles(fa.V, fb.V)
         na = float(np.linalg.norm(a))
         rows.append((
             name, "x".join(map(str, info.shape)), kk,

@@ -120,6 +120,10 @@ def _orth_keep_flag(x: np.ndarray) -> np.ndarray:
     return q * d
 
 
+#: Largest |entry| whose Gram (a sum of max(m, n) squares) stays finite with a wide margin.
+_GRAM_SAFE = 1e150
+
+
 def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
                  rank_fallback: bool = False) -> GramFactors | None:
     """Top-k factors of the finite float64 matrix ``a`` from its smaller Gram, or None when its
@@ -141,6 +145,8 @@ def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
     s = min(m, n)
     if s == 0:
         return None
+    if not float(np.max(np.abs(a))) < _GRAM_SAFE:
+        return None  # Gram entries would overflow (|a| near 1e300): the caller's exact SVD
     want_u, want_v = "U" in sides, "V" in sides
     side = "in" if (m > n or (m == n and not want_u)) else "out"
     g = a.T @ a if side == "in" else a @ a.T

@@ -17,6 +17,7 @@ from .flag_position import (
     soft_relative_position,
     soft_relative_position_baseline,
 )
+from .factored import PairProducts, pair_products
 from .flags import flag_intersection_dims, flag_table, relative_position
 from .imbalance import Imbalance, imbalance, imbalance_matrix
 from .pair import PairAlignment, default_k, lost_dims, pair_alignment
@@ -41,6 +42,7 @@ __all__ = [
     "subspace_distance",
     "Imbalance",
     "PairAlignment",
+    "PairProducts",
     "TopSubspaces",
     "choose_method",
     "commutator_norm",
@@ -57,6 +59,7 @@ __all__ = [
     "orthonormal_basis",
     "overlap_baseline",
     "pair_alignment",
+    "pair_products",
     "principal_angles",
     "principal_cosines_sines",
     "rank_rtol",

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._arrays import as_float64
+from .._validate import check_tol
 from ..errors import InputError
 from ._basis import orthonormal_basis
 
@@ -115,7 +116,6 @@ def intersection_dim(A, B, tol: float = 1e-6) -> int:
     ``tol`` bounds the sine, not the angle. For float32 or half-precision weights a tolerance
     below their roundoff is meaningless; see ``default_sine_tol``.
     """
-    if tol < 0:
-        raise InputError(f"tol must be >= 0, got {tol}")
+    tol = check_tol(tol)
     cos, sin = principal_cosines_sines(A, B)
     return int(np.count_nonzero(sin <= tol))

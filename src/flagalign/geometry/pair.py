@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg as sla
 
 from .._arrays import as_float64
+from .._validate import check_k, check_seed, check_tol
 from ..errors import InputError, ShapeMismatchError
 from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
+from ._scaling import gram_observables
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
-from .commutator import commutator_norm
 from .flags import flag_table
 from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry
-from .imbalance import Imbalance, imbalance_from_grams
+from .imbalance import Imbalance
 from .svd import TopSubspaces, top_subspaces
 
 __all__ = ["PairAlignment", "pair_alignment", "lost_dims", "default_k", "MAX_DEFAULT_K"]
@@ -87,6 +88,7 @@ class PairAlignment:
     imbalance : Imbalance   norms of D (eq. (11))
     lost_dims : int         dim(col W ∩ ker W_next) (eq. (12))
     tol : float             sine tolerance used for intersection_dim
+    status : str            ``ok``, or why the flag observables are NaN (an all-zero side)
     symmetry : str          the hidden layer's group (eq. (70)); ``unknown`` when not given
     gauge : str             ``stored`` (the weights as given) or ``balanced`` (eqs. (73)–(74))
     gauge_dependent : bool  True when angles, overlap, intersection_dim, flag_table and
@@ -111,6 +113,7 @@ class PairAlignment:
     imbalance: Imbalance
     lost_dims: int
     tol: float
+    status: str = "ok"
     symmetry: str = "unknown"
     gauge: str = "stored"
     gauge_dependent: bool = True
@@ -171,6 +174,12 @@ def pair_alignment(
         raise ShapeMismatchError(f"W has {n} outputs but W_next reads {wn.shape[1]} inputs")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(wn))):
         raise InputError("pair contains NaN or Inf weights")
+    k = None if k is None else check_k(k)
+    tol = None if tol is None else check_tol(tol)
+    seed = check_seed(seed)
+    if not np.any(w) or not np.any(wn):
+        return _with_symmetry(_zero_pair(w, wn, wdt, ndt, tol, bias), check_symmetry(symmetry),
+                              check_gauge(gauge))
     symmetry = check_symmetry(symmetry)
     gauge = check_gauge(gauge)
     if gauge == "balanced":
@@ -199,13 +208,7 @@ def pair_alignment(
     overlap = float(np.sum(cos**2) / k)
     baseline = overlap_baseline(k, k, n)
     methods = {left.method, right.method}
-    g_w, g_next = w @ w.T, wn.T @ wn
-    g_in = g_w
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        if b.shape[0] != n:
-            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
-        g_in = g_w + np.outer(b, b)
+    commutator, imb = gram_observables(w, wn, bias)
     return PairAlignment(
         n=n,
         k=k,
@@ -216,8 +219,8 @@ def pair_alignment(
         overlap_ratio=overlap / baseline,
         intersection_dim=int(np.count_nonzero(sin <= tol)),
         flag_table=flag_table(u, v),
-        commutator=commutator_norm(g_w, g_next),
-        imbalance=imbalance_from_grams(g_in, g_next),
+        commutator=commutator,
+        imbalance=imb,
         lost_dims=_lost_dims(w, wn, wdt, ndt, None),
         tol=float(tol),
         symmetry=symmetry,
@@ -225,6 +228,12 @@ def pair_alignment(
         gauge_dependent=angles_gauge_dependent(symmetry, gauge),
         **(_product_spectrum(w, wn, wdt, ndt) if symmetry == GL else {}),
     )
+
+
+def _with_symmetry(pa: PairAlignment, symmetry: str, gauge: str | None) -> PairAlignment:
+    """``pa`` with the symmetry fields of eq. (75) set (for the early all-zero return)."""
+    return replace(pa, symmetry=symmetry, gauge=gauge or "stored",
+                   gauge_dependent=angles_gauge_dependent(symmetry, gauge))
 
 
 def _product_spectrum(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str) -> dict:
@@ -247,3 +256,29 @@ def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
             return r
     s = sla.svdvals(a)
     return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0
+
+
+def _zero_pair(w, wn, wdt, ndt, tol, bias) -> PairAlignment:
+    """An all-zero W or W_next has no flag: every flag observable is NaN, with the reason."""
+    n = w.shape[0]
+    side = "W" if not np.any(w) else "W_next"
+    commutator, imb = gram_observables(w, wn, bias)
+    if tol is None:
+        tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
+    nan = float("nan")
+    return PairAlignment(
+        n=n,
+        k=0,
+        method="exact",
+        angles=np.zeros(0),
+        overlap=nan,
+        baseline=nan,
+        overlap_ratio=nan,
+        intersection_dim=0,
+        flag_table=np.zeros((1, 1)),
+        commutator=commutator,
+        imbalance=imb,
+        lost_dims=_lost_dims(w, wn, wdt, ndt, None),
+        tol=float(tol),
+        status=f"{side} is all zeros: no flag to compare",
+    )

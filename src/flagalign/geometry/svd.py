@@ -8,6 +8,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._arrays import as_float64
+from .._validate import is_int
 from ..errors import InputError
 
 __all__ = ["TopSubspaces", "top_subspaces", "choose_method", "EXACT_MAX_ENTRIES"]
@@ -80,7 +81,7 @@ def top_subspaces(W, k: int, method: str = "exact", seed: int = 0) -> TopSubspac
     """
     a, _ = as_float64(W, name="W")
     r = min(a.shape)
-    if not 1 <= int(k) <= r:
+    if not is_int(k) or not 1 <= k <= r:
         raise InputError(f"k must be in [1, {r}] for a {a.shape[0]}x{a.shape[1]} matrix, got {k}")
     if not np.all(np.isfinite(a)):
         raise InputError("W contains NaN or Inf")

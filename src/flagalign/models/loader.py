@@ -16,21 +16,29 @@ from ..errors import CorruptFileError, InputError, SourceNotFoundError, Unsuppor
 from .aliases import ALIASES, alias_path, is_alias
 from .architectures import build_network
 from .network import Network
+from .config_check import check_config
 from .sources.base import TensorSource
+from .sources.files import regular_file, require_inside
 
 __all__ = ["load", "open_source"]
 
 _TORCH_EXT = (".pt", ".pth", ".bin", ".ckpt")
+#: config.json larger than this is refused (real ones are a few KB).
+MAX_CONFIG_BYTES = 1 << 24
 
 
 def _read_config(folder: str) -> dict:
     p = os.path.join(folder, "config.json")
-    if not os.path.exists(p):
+    if not os.path.lexists(p):
         return {}
+    st = regular_file(p, "config.json")  # a FIFO or device would block open() forever
+    require_inside(folder, p, "config.json")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise CorruptFileError(f"{p}: config.json is {st.st_size} bytes (> {MAX_CONFIG_BYTES}); not a model config")
     try:
-        with open(p) as f:
-            cfg = json.load(f)
-    except (OSError, json.JSONDecodeError):
+        with open(p, "rb") as f:
+            cfg = json.loads(f.read(MAX_CONFIG_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
         raise CorruptFileError(f"{p}: config.json is not valid JSON; fix or remove it") from None
     if not isinstance(cfg, dict):
         raise CorruptFileError(f"{p}: config.json is not a JSON object; fix or remove it")
@@ -41,12 +49,17 @@ def _open_folder(folder: str) -> TensorSource:
     from .sources.safetensors_file import open_safetensors_files
 
     cfg = _read_config(folder)
-    shards = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
+    shards = sorted(glob.glob(os.path.join(glob.escape(folder), "*.safetensors")))
+    for s in shards:
+        regular_file(s, "safetensors shard")
+        require_inside(folder, s, "safetensors shard")
     if shards:
         return open_safetensors_files(shards, folder, cfg)
     for name in ("pytorch_model.bin", "model.pt", "model.pth"):
         p = os.path.join(folder, name)
-        if os.path.exists(p):
+        if os.path.lexists(p):
+            regular_file(p)
+            require_inside(folder, p, "weights file")
             src = _open_file(p)
             src.config.update(cfg)
             src.path = folder
@@ -70,7 +83,7 @@ def _sniff(path: str) -> str:
 
 def _open_file(path: str) -> TensorSource:
     ext = os.path.splitext(path)[1].lower()
-    if os.path.getsize(path) == 0:
+    if regular_file(path).st_size == 0:
         raise CorruptFileError(f"{path}: empty file; re-download or re-save the model")
     if ext not in (".safetensors", ".gguf", ".npz", ".onnx") + _TORCH_EXT:
         ext = _sniff(path)
@@ -112,6 +125,8 @@ def open_source(source) -> TensorSource:
         )
     if is_alias(source) and not os.path.exists(source):
         source = alias_path(source)
+    if os.path.islink(source) and not os.path.exists(source):
+        regular_file(source)  # a symlink loop or dangling link: say which
     if not os.path.exists(source):
         raise SourceNotFoundError(f"{source}: no such file or folder (aliases: {', '.join(ALIASES)})")
     return _open_folder(source) if os.path.isdir(source) else _open_file(source)
@@ -168,6 +183,10 @@ def load(
         source if isinstance(source, str) else os.fspath(source) if isinstance(source, os.PathLike) else ""
     )
     src = open_source(source)
+    if architecture is None or isinstance(architecture, str):
+        from .architectures import detect_architecture
+
+        check_config(src, architecture or detect_architecture(src), heads, kv_heads)
     if not name:
         name = (
             label.lower()

@@ -85,6 +85,9 @@ def load_module(
     name = name or type(module).__name__
     src = _module_source(module)
     arch = architecture or detect_architecture(src)
+    from .config_check import check_config
+
+    check_config(src, arch, heads, kv_heads)
     if arch not in ("sequential", "generic"):
         return build_network(
             src, name=name, fold_norms=fold_norms, architecture=arch, heads=heads, kv_heads=kv_heads

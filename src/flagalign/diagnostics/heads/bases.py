@@ -138,9 +138,9 @@ def layer_head_bases(
     """
     if subspace not in SUBSPACES:
         raise InputError(f"subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
-    kk = attn.head_dim if k is None else int(k)
-    if kk < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
+    from .._validate import check_k
+
+    kk = attn.head_dim if k is None else check_k(k)
     if subspace in ("q", "k", "v"):
         eps = _eps(network, getattr(attn, subspace))
         return [slice_basis(S, "row", eps) for S in head_slices(network, attn, subspace)]

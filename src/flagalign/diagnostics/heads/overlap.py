@@ -232,6 +232,9 @@ def head_overlap(
         raise InputError(f"--subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
     if control not in CONTROLS:
         raise InputError(f"control must be None, 'random-init' or 'mixed-heads'; got {control!r}")
+    from .._validate import check_seed
+
+    seed = check_seed(seed)
     network = as_network(network)
     if not network.attention:
         raise InputError(f"{network.name}: has no attention layers (nothing for heads to do)")

@@ -13,6 +13,7 @@ length), so a tensor stored with dims [ne0, ne1] is the row-major numpy array (n
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 
@@ -45,6 +46,10 @@ _SCALAR = {
 }
 
 
+_MAX_DEPTH = 4  # arrays of arrays nested deeper than this are refused (no real file has any)
+_MAX_DIMS = 8  # GGML tensors have at most 4 dimensions
+
+
 class _Buf:
     def __init__(self, path: str):
         self.path = path
@@ -68,7 +73,11 @@ class _Buf:
             )
         return self.read(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int):
+    def value(self, vtype: int, depth: int = 0):
+        if depth > _MAX_DEPTH:
+            raise CorruptFileError(
+                f"{self.path}: corrupt GGUF header (arrays nested more than {_MAX_DEPTH} deep); re-download the file"
+            )
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == 8:
@@ -88,11 +97,17 @@ class _Buf:
             if etype == 8:  # skip strings (tokenizer vocabularies) without decoding them
                 for _ in range(count):
                     n = self.unpack("<Q")
+                    if n > self.size - self.f.tell():
+                        raise CorruptFileError(
+                            f"{self.path}: corrupt GGUF header (string length {n}); re-download the file"
+                        )
                     self.f.seek(n, 1)
                 if self.f.tell() > self.size:
                     raise CorruptFileError(f"{self.path}: truncated GGUF header; re-download the file")
                 return f"<{count} strings>"
-            return [self.value(etype) for _ in range(count)]
+            if count > self.size:
+                raise CorruptFileError(f"{self.path}: corrupt GGUF array (count {count}); re-download the file")
+            return [self.value(etype, depth + 1) for _ in range(count)]
         raise CorruptFileError(
             f"{self.path}: unknown GGUF value type {vtype}; the file is corrupt or too new"
         )
@@ -123,9 +138,17 @@ def open_gguf(path: str) -> TensorSource:
         infos = []
         for _ in range(n_tensors):
             name = buf.string()
-            dims = [buf.unpack("<Q") for _ in range(buf.unpack("<I"))]
+            nd = buf.unpack("<I")
+            if nd > _MAX_DIMS:
+                raise CorruptFileError(f"{path}: tensor {name!r} has {nd} dimensions; the GGUF file is corrupt")
+            dims = [buf.unpack("<Q") for _ in range(nd)]
             infos.append((name, dims, buf.unpack("<I"), buf.unpack("<Q")))
-        align = int(config.get("general.alignment", 32))
+        align = config.get("general.alignment", 32)
+        if not isinstance(align, (int, np.integer)) or isinstance(align, bool) or not 0 < align <= 1 << 20:
+            raise CorruptFileError(
+                f"{path}: GGUF general.alignment = {align!r} is not a positive integer; the file is corrupt"
+            )
+        align = int(align)
         start = -(-buf.f.tell() // align) * align
     finally:
         buf.f.close()
@@ -138,7 +161,11 @@ def open_gguf(path: str) -> TensorSource:
                 f"{path}: tensor {name!r} has unknown GGML type {ttype}; upgrade gguf"
             ) from None
         block, tsize = GGML_QUANT_SIZES[qt]
-        count = int(np.prod(dims)) if dims else 1
+        count = math.prod(int(d) for d in dims)  # Python ints: [2**32, 2**32] must not wrap to 0
+        if count % block:
+            raise CorruptFileError(
+                f"{path}: tensor {name!r} has {count} values, not a multiple of the {qt.name} block {block}; the file is corrupt"
+            )
         nbytes = count // block * tsize
         if start + off + nbytes > buf.size:
             raise CorruptFileError(

@@ -9,6 +9,7 @@ bfloat16 is widened bit-exactly (upper half of a float32).
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 
@@ -32,6 +33,7 @@ _DTYPES = {
     "BOOL": ("bool", np.dtype("?")),
 }
 _CHUNK = 1 << 24  # bytes read at a time
+_MAX_DIMS = 16  # more dimensions than any real tensor: refused as corrupt
 
 
 def _is_int(x) -> bool:
@@ -43,6 +45,7 @@ def _valid_entry(code, shape, b, e) -> bool:
     return (
         isinstance(code, str)
         and shape is not None
+        and len(shape) <= _MAX_DIMS
         and all(_is_int(d) and d >= 0 for d in shape)
         and _is_int(b)
         and _is_int(e)
@@ -69,6 +72,8 @@ def _header(path: str) -> tuple[dict, int]:
         raise CorruptFileError(
             f"{path}: safetensors header is not valid JSON; the file is corrupt or not safetensors"
         ) from None
+    except RecursionError:
+        raise CorruptFileError(f"{path}: safetensors header is nested too deeply; the file is corrupt") from None
     if not isinstance(header, dict):
         raise CorruptFileError(f"{path}: safetensors header is not a JSON object; the file is corrupt")
     return header, 8 + n
@@ -93,13 +98,43 @@ def _entries(path: str) -> tuple[dict[str, TensorEntry], dict[str, tuple], dict]
             raise CorruptFileError(
                 f"{path}: truncated: tensor {key!r} ends at byte {start + e} > file size {size}; re-download or re-save it"
             )
-        if np_dtype is not None and (e - b) != int(np.prod(shape)) * np_dtype.itemsize:
+        # Python ints: a numpy product of [2**32, 2**32] wraps to 0 and would match empty data.
+        if np_dtype is not None and (e - b) != math.prod(shape) * np_dtype.itemsize:
             raise CorruptFileError(
                 f"{path}: tensor {key!r} byte range does not match its shape {shape}; the file is corrupt"
             )
         entries[key] = TensorEntry(key, shape, name)
         where[key] = (start + b, start + e, np_dtype)
+    _no_overlap(path, where)
     return entries, where, meta
+
+
+def _no_overlap(path: str, where: dict[str, tuple]) -> None:
+    """Refuse two tensors whose (non-empty) byte ranges overlap: one would alias the other."""
+    spans = sorted((b, e, k) for k, (b, e, _) in where.items() if e > b)
+    for (b0, e0, k0), (b1, e1, k1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise CorruptFileError(
+                f"{path}: tensors {k0!r} and {k1!r} overlap in the file (bytes {b1}..{min(e0, e1)}); "
+                "the file is corrupt or crafted"
+            )
+
+
+def _same_bytes(a: tuple, b: tuple) -> bool:
+    """Equal stored bytes of two (path, begin, end) ranges, compared chunk by chunk."""
+    (pa, ba, ea), (pb, bb, eb) = a, b
+    if ea - ba != eb - bb:
+        return False
+    with open(pa, "rb") as fa, open(pb, "rb") as fb:
+        fa.seek(ba)
+        fb.seek(bb)
+        left = ea - ba
+        while left:
+            m = min(left, _CHUNK)
+            if fa.read(m) != fb.read(m):
+                return False
+            left -= m
+    return True
 
 
 def _read(path: str, begin: int, end: int, np_dtype, bf16: bool, shape, key: str) -> np.ndarray:
@@ -129,8 +164,17 @@ def open_safetensors_files(paths: list[str], label: str, config: dict | None = N
         e, w, meta = _entries(p)
         metadata.update(meta)
         for k in e:
+            if k in where:
+                q, qb, qe, _ = where[k]
+                same = entries[k].shape == e[k].shape and entries[k].dtype == e[k].dtype
+                if not (same and _same_bytes((q, qb, qe), (p, w[k][0], w[k][1]))):
+                    raise CorruptFileError(
+                        f"{label}: tensor {k!r} is defined differently in two shards, {q} and {p}; "
+                        "remove the stale shard"
+                    )
+                continue  # the same tensor twice: keep the first
             where[k] = (p, *w[k])
-        entries.update(e)
+            entries[k] = e[k]
     if not entries:
         raise CorruptFileError(f"{label}: safetensors file holds no tensors; nothing to analyse")
 
