@@ -111,3 +111,29 @@ def test_bad_inputs():
         overlap_null(0, 3, 5)
     with pytest.raises(InputError):
         trace_product_moments(np.ones(6), np.ones(2), 5)
+
+
+def test_pair_verdicts_columns():
+    from flagalign.geometry import pair_alignment
+    from flagalign.geometry.nulls import VERDICT_COLUMNS, gram_moments, imbalance_null_from_moments, pair_verdicts
+
+    rng = np.random.default_rng(10)
+    n = 40
+    w = rng.normal(size=(n, 30))
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
+    balanced = (vt.T * s) @ u.T  # W_next = Wᵀ-like: W_nextᵀW_next = W Wᵀ, D = 0, commutator 0
+    rotated = balanced @ haar_orthogonal(n, rng)  # reader Haar-rotated
+    for wn, expect in ((balanced, "aligned"), (rotated, "chance")):
+        pa = pair_alignment(w, wn, k=5)
+        null = commutator_null(np.linalg.svd(w, compute_uv=False) ** 2,
+                               np.linalg.svd(wn, compute_uv=False) ** 2, n, samples=256)  # fmt: skip
+        row = pair_verdicts(n=n, k=5, overlap=pa.overlap, commutator=pa.commutator, commutator_null=null,
+                            imbalance=pa.imbalance.relative, w_moments=gram_moments(w),
+                            next_moments=gram_moments(wn))  # fmt: skip
+        assert tuple(row) == VERDICT_COLUMNS
+        assert row["overlap_verdict"] == expect and row["commutator_verdict"] == expect
+        assert row["imbalance_verdict"] == expect
+    # moments route = spectra route
+    a, b = np.linalg.eigvalsh(w @ w.T), np.linalg.eigvalsh(rotated.T @ rotated)
+    assert imbalance_null_from_moments(*gram_moments(w), *gram_moments(rotated), n) == pytest.approx(
+        imbalance_null(a, b, n), rel=1e-10)

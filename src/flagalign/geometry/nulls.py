@@ -176,14 +176,7 @@ def trace_product_moments(a, b, n: int) -> NullMoments:
         raise InputError(f"more eigenvalues than the dimension n={n}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise InputError("eigenvalues must be finite")
-    p1, p2, q1, q2 = a.sum(), (a**2).sum(), b.sum(), (b**2).sum()
-    mean = p1 * q1 / n
-    if n < 2:
-        return NullMoments(float(mean), 0.0)
-    ex2 = (p2 * q2 + p2 * q1**2 + p1**2 * q2) / (n * (n + 2)) + (n + 1) * (p1**2 - p2) * (q1**2 - q2) / (
-        n * (n - 1) * (n + 2)
-    )
-    return NullMoments(float(mean), float(np.sqrt(max(ex2 - mean**2, 0.0))))
+    return _moments_null(a.sum(), (a**2).sum(), b.sum(), (b**2).sum(), n)
 
 
 def overlap_null(a: int, b: int, n: int) -> NullMoments:
@@ -199,6 +192,38 @@ def overlap_null(a: int, b: int, n: int) -> NullMoments:
     return NullMoments(m.mean / min(a, b), m.sd / min(a, b))
 
 
+def _moments_null(p1, p2, q1, q2, n: int) -> NullMoments:
+    """Mean and sd of X = tr(AQBQᵀ) from p_k = tr Aᵏ, q_k = tr Bᵏ (eq. (78))."""
+    mean = p1 * q1 / n
+    if n < 2:
+        return NullMoments(float(mean), 0.0)
+    ex2 = (p2 * q2 + p2 * q1**2 + p1**2 * q2) / (n * (n + 2)) + (n + 1) * (p1**2 - p2) * (q1**2 - q2) / (
+        n * (n - 1) * (n + 2)
+    )
+    return NullMoments(float(mean), float(np.sqrt(max(ex2 - mean**2, 0.0))))
+
+
+def imbalance_null_from_moments(p1: float, p2: float, q1: float, q2: float, n: int) -> NullMoments:
+    """:func:`imbalance_null` from p₁ = tr A, p₂ = ‖A‖²_F, q₁ = tr B, q₂ = ‖B‖²_F: the null
+    needs nothing else of the two spectra (eq. (78))."""
+    n = _check_n(n)
+    denom = (np.sqrt(p2) + np.sqrt(q2)) ** 2
+    if denom == 0:
+        return NullMoments(float("nan"), float("nan"))
+    x = _moments_null(p1, p2, q1, q2, n)
+    return NullMoments(float((p2 + q2 - 2 * x.mean) / denom), float(2 * x.sd / denom))
+
+
+def gram_moments(W, bias=None) -> tuple[float, float]:
+    """(tr A, ‖A‖²_F) of A = W̃W̃ᵀ, W̃ = [W, bias] (or of WᵀW: the same numbers), from the smaller
+    Gram."""
+    w = np.asarray(W, dtype=np.float64)
+    if bias is not None:
+        w = np.column_stack([w, np.asarray(bias, dtype=np.float64)])
+    g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    return float(np.trace(g)), float(np.sum(g * g))
+
+
 def imbalance_null(a, b, n: int) -> NullMoments:
     """Mean and sd of the squared relative imbalance r² = ‖A − QBQᵀ‖²_F / (‖A‖_F + ‖B‖_F)² over
     Haar Q ∈ O(n), with A = W̃W̃ᵀ, B = W_nextᵀW_next of eigenvalues ``a``, ``b`` (eq. (78)).
@@ -208,14 +233,10 @@ def imbalance_null(a, b, n: int) -> NullMoments:
     sd = 2 sd(X) / (‖A‖ + ‖B‖)². The denominator is the same for every Q. √mean is the
     root-mean-square null of eq. (11)'s ``relative`` imbalance (≥ its mean, Jensen); returns
     (nan, nan) when both Grams are zero."""
+    trace_product_moments(a, b, n)  # validates
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
-    na, nb = float(np.sqrt((a**2).sum())), float(np.sqrt((b**2).sum()))
-    denom = (na + nb) ** 2
-    x = trace_product_moments(a, b, n)
-    if denom == 0:
-        return NullMoments(float("nan"), float("nan"))
-    return NullMoments((na**2 + nb**2 - 2 * x.mean) / denom, 2 * x.sd / denom)
+    return imbalance_null_from_moments(a.sum(), (a**2).sum(), b.sum(), (b**2).sum(), n)
 
 
 def commutator_null_sd(null: NullEstimate) -> float:
@@ -244,3 +265,42 @@ def verdict(z: float, *, higher_is_aligned: bool, threshold: float = VERDICT_Z) 
     if abs(z) <= threshold:
         return "chance"
     return "aligned" if (z > 0) == higher_is_aligned else "anti-aligned"
+
+
+#: The null / z / verdict columns of ``analyze`` (docs/schema.md), in order.
+VERDICT_COLUMNS = ("overlap_z", "overlap_verdict", "commutator_z", "commutator_verdict", "imbalance_null",
+                   "imbalance_ratio", "imbalance_z", "imbalance_verdict")  # fmt: skip
+
+
+def pair_verdicts(*, n: int, k: int, overlap: float, commutator: float, commutator_null: NullEstimate | None,
+                  imbalance: float, w_moments: tuple[float, float], next_moments: tuple[float, float],
+                  threshold: float = VERDICT_Z) -> dict:  # fmt: skip
+    """The :data:`VERDICT_COLUMNS` of one pair (eqs. (77)–(79)).
+
+    ``overlap`` at depth ``k`` against :func:`overlap_null` (k, k, n); ``commutator`` against its
+    Monte Carlo null (eq. (50); sd = se·√samples; NaN when not computed); the relative
+    ``imbalance`` r against :func:`imbalance_null_from_moments` with ``w_moments`` = (tr W̃W̃ᵀ,
+    ‖W̃W̃ᵀ‖²) and ``next_moments`` = (tr W_nextᵀW_next, ‖W_nextᵀW_next‖²) — z on r²,
+    ``imbalance_ratio`` = r / √E r²."""
+    out: dict = {}
+    if 1 <= k < n:
+        m = overlap_null(k, k, n)
+        out["overlap_z"] = z_score(overlap, m.mean, m.sd)
+    else:
+        out["overlap_z"] = float("nan")
+    out["overlap_verdict"] = verdict(out["overlap_z"], higher_is_aligned=True, threshold=threshold)
+    if commutator_null is not None and commutator_null.samples >= 2:
+        out["commutator_z"] = z_score(commutator, commutator_null.mean, commutator_null_sd(commutator_null))
+    else:
+        out["commutator_z"] = float("nan")
+    out["commutator_verdict"] = verdict(out["commutator_z"], higher_is_aligned=False, threshold=threshold)
+    m = imbalance_null_from_moments(*w_moments, *next_moments, n)
+    out["imbalance_null"] = float(np.sqrt(m.mean)) if np.isfinite(m.mean) and m.mean >= 0 else float("nan")
+    ok = np.isfinite(imbalance) and out["imbalance_null"] > 0
+    out["imbalance_ratio"] = float(imbalance / out["imbalance_null"]) if ok else float("nan")
+    out["imbalance_z"] = z_score(imbalance**2, m.mean, m.sd) if np.isfinite(imbalance) else float("nan")
+    out["imbalance_verdict"] = verdict(out["imbalance_z"], higher_is_aligned=False, threshold=threshold)
+    return {c: out[c] for c in VERDICT_COLUMNS}
+
+
+__all__ += ["VERDICT_COLUMNS", "pair_verdicts", "gram_moments", "imbalance_null_from_moments"]
