@@ -14,7 +14,7 @@ from ..errors import InputError
 __all__ = [
     "GL", "O", "NONZERO_DIAG", "POS_DIAG", "SIGNED_PERM", "PERM", "UNKNOWN", "SYMMETRIES",
     "ORTHOGONAL_GROUPS", "DIAGONAL_GROUPS", "GAUGES", "check_symmetry", "check_gauge",
-    "angles_gauge_dependent", "diagonal_balance", "gl_balance", "balance_pair",
+    "angles_gauge_dependent", "diagonal_balance", "gl_balance", "balance_pair", "product_spectrum",
 ]  # fmt: skip
 
 GL = "GL"
@@ -115,3 +115,14 @@ def balance_pair(w: np.ndarray, wn: np.ndarray, bias: np.ndarray | None, symmetr
         gw = g @ w
         return gw, np.linalg.solve(g.T, wn.T).T, None if bias is None else g @ bias
     return w, wn, bias
+
+
+def product_spectrum(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float) -> tuple[np.ndarray, int]:
+    """Singular values of W_next W (descending) and its rank: the GL(n) invariants of a pair
+    (eq. (76)). A singular value counts when it exceeds max(rtol_w, rtol_n)·σ₁(W)·σ₁(W_next) —
+    rounding either stored factor (eq. (3)'s relative tolerances) moves σᵢ(W_next W) by about that."""
+    import scipy.linalg as sla
+
+    s = sla.svdvals(wn @ w)
+    s1 = float(sla.norm(w, 2) * sla.norm(wn, 2)) if s.size else 0.0
+    return s, (int(np.count_nonzero(s > max(rtol_w, rtol_n) * s1)) if s1 > 0 else 0)

@@ -14,7 +14,7 @@ from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
 from ._scaling import gram_observables
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
 from .flags import flag_table
-from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry
+from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry, product_spectrum
 from .imbalance import Imbalance
 from .svd import TopSubspaces, top_subspaces
 
@@ -237,13 +237,9 @@ def _with_symmetry(pa: PairAlignment, symmetry: str, gauge: str | None) -> PairA
 
 
 def _product_spectrum(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str) -> dict:
-    """Singular values of W_next W and its rank (eq. (76)): a singular value counts when it
-    exceeds the product of the two factors' relative rank tolerances (eq. (3)) times σ₁(W_next)σ₁(W)
-    — the rounding of either stored factor moves σᵢ(W_next W) by about that much."""
-    s = sla.svdvals(wn @ w)
-    s1 = float(sla.norm(w, 2) * sla.norm(wn, 2)) if s.size else 0.0
-    tol = max(rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt)) * s1
-    return {"product_sv": s, "product_rank": int(np.count_nonzero(s > tol)) if s1 > 0 else 0}
+    """``product_sv`` / ``product_rank`` fields (eq. (76)) at the stored dtypes' tolerances."""
+    sv, rank = product_spectrum(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt))
+    return {"product_sv": sv, "product_rank": rank}
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
