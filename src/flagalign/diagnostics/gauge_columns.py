@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..geometry.gauge import GL, check_gauge
 from ..geometry.gauge import product_spectrum
-from ..geometry.nulls import VERDICT_COLUMNS, gram_moments, pair_verdicts
+from ..geometry.nulls import VERDICT_COLUMNS, commutator_null, gram_moments, pair_verdicts
 from ..models.gauge import GaugePlan, balanced_network, gauge_plan, pair_gauge_dependent
 
 __all__ = ["GAUGE_COLUMNS", "SYMMETRY_COLUMNS", "prepare_gauge", "gauge_columns", "empty_gauge_columns"]
@@ -23,6 +25,29 @@ __all__ = ["GAUGE_COLUMNS", "SYMMETRY_COLUMNS", "prepare_gauge", "gauge_columns"
 SYMMETRY_COLUMNS = ("symmetry", "gauge", "gauge_dependent", "product_rank", "product_sv_max")
 #: Every column this module adds (symmetry, then the null z-scores and verdicts).
 GAUGE_COLUMNS = SYMMETRY_COLUMNS + VERDICT_COLUMNS
+#: Haar draws for the commutator null's sd (eq. (79)): relative error of the sd ≈ 1/√(2·16) = 18 %.
+COMMUTATOR_SD_SAMPLES = 16
+#: Largest r_a·r_b² + r_b³ (flops of one draw) for which the commutator's sd is estimated; above
+#: it ``commutator_z`` is NaN and the verdict ``n/a`` (docs/theory.md eq. (79)).
+COMMUTATOR_SD_BUDGET = 2e8
+
+
+def commutator_sd_null(W, Wn, *, seed: int = 0):
+    """The Monte Carlo commutator null used only for its sd (:data:`COMMUTATOR_SD_SAMPLES` draws),
+    or None above :data:`COMMUTATOR_SD_BUDGET`."""
+    a = _gram_eigs(W)
+    b = _gram_eigs(Wn)
+    ra, rb = sorted((int(np.count_nonzero(a > 0)), int(np.count_nonzero(b > 0))), reverse=True)
+    if ra * rb * rb + rb**3 > COMMUTATOR_SD_BUDGET:
+        return None
+    return commutator_null(a, b, int(W.shape[0]), samples=COMMUTATOR_SD_SAMPLES, seed=seed)
+
+
+def _gram_eigs(x) -> np.ndarray:
+    """Non-zero eigenvalues of x xᵀ (from the smaller Gram; eq. (3)-style cut at 1e-13 σ₁²)."""
+    g = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    e = np.linalg.eigvalsh(g)[::-1]
+    return e[e > 1e-13 * e[0]] if e.size and e[0] > 0 else e[:0]
 
 
 def prepare_gauge(network, gauge):
@@ -52,10 +77,13 @@ def gauge_columns(network, pair, gauge, plan, *, W, Wn, bias, k, overlap, commut
     """The :data:`GAUGE_COLUMNS` of one measured pair.
 
     ``network`` is the *original* network (its metadata decides the flags); ``W``, ``Wn``,
-    ``bias`` the matrices as measured (balanced or stored); ``overlap``, ``commutator``,
-    ``commutator_null`` (a :class:`~flagalign.geometry.nulls.NullEstimate` or None) and the
-    relative ``imbalance`` the pair's measured values; ``rtol_w``, ``rtol_n`` eq. (3)'s relative
+    ``bias`` the matrices as measured (balanced or stored); ``overlap``, ``commutator`` and the
+    relative ``imbalance`` the pair's measured values; ``commutator_null`` a
+    :class:`~flagalign.geometry.nulls.NullEstimate` with its draws (None: computed here by
+    :func:`commutator_sd_null`, within its budget); ``rtol_w``, ``rtol_n`` eq. (3)'s relative
     rank tolerances of the stored dtypes."""
+    if commutator_null is None:
+        commutator_null = commutator_sd_null(W, Wn)
     out = empty_gauge_columns(network, pair, gauge, plan)
     if pair.symmetry == GL:
         sv, rank = product_spectrum(W, Wn, rtol_w, rtol_n)
