@@ -112,6 +112,18 @@ def _planted_llama(tmp_path, rng):
             for h in (2 * g, 2 * g + 1):
                 o[:, h * hd : (h + 1) * hd] = o[:, h * hd : (h + 1) * hd] @ np.linalg.inv(G)
         t2[f"{L}.self_attn.v_proj.weight"], t2[f"{L}.self_attn.o_proj.weight"] = v, o
+        # rotary query/key gauge: per 2-plane (i, i + d/2) a scalar times a rotation
+        q, k = t[f"{L}.self_attn.q_proj.weight"].copy(), t[f"{L}.self_attn.k_proj.weight"].copy()
+        for g in range(2):
+            C = np.zeros((hd, hd))
+            for i in range(hd // 2):
+                a, phi = np.exp(rng.uniform(-1, 1)), rng.uniform(0, 2 * np.pi)
+                j = i + hd // 2
+                C[np.ix_([i, j], [i, j])] = a * np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+            k[g * hd : (g + 1) * hd] = np.linalg.inv(C).T @ k[g * hd : (g + 1) * hd]
+            for h in (2 * g, 2 * g + 1):
+                q[h * hd : (h + 1) * hd] = C @ q[h * hd : (h + 1) * hd]
+        t2[f"{L}.self_attn.q_proj.weight"], t2[f"{L}.self_attn.k_proj.weight"] = q, k
     np.savez(tmp_path / "a.npz", **t)
     np.savez(tmp_path / "b.npz", **t2)
     kw = dict(architecture="llama", heads=4, kv_heads=2)
@@ -121,7 +133,7 @@ def _planted_llama(tmp_path, rng):
 def test_swiglu_and_ov_planted(tmp_path):
     n1, n2 = _planted_llama(tmp_path, np.random.default_rng(3))
     plan = gauge_plan(n1)
-    assert len(plan.spaces) == 2 and len(plan.heads) == 2
+    assert len(plan.spaces) == 2 and len(plan.heads) == 2 and len(plan.qk) == 2
     b1, b2 = balanced_network(n1), balanced_network(n2)
     for kind in ("mlp", "ov", "residual"):
         pairs = [p for p in n1.pairs if p.kind == kind]
@@ -138,9 +150,45 @@ def test_swiglu_and_ov_planted(tmp_path):
     up_down = next(p for p in n1.pairs if p.kind == "mlp" and "up_proj" in p.left)
     assert up_down.symmetry == NONZERO_DIAG
     assert pair_gauge_dependent(n1, up_down, None) and not pair_gauge_dependent(n1, up_down, "balanced")
-    # the residual stream into Q/K/V keeps the query/key gauge, which is not balanced
+    # the residual stream into Q/K/V: its reader's rows move with the query/key gauge
     into_qkv = next(p for p in n1.pairs if p.right.endswith("qkv[stacked]"))
-    assert pair_gauge_dependent(n1, into_qkv, "balanced")
+    assert pair_gauge_dependent(n1, into_qkv, None) and not pair_gauge_dependent(n1, into_qkv, "balanced")
+
+
+def test_gpt2_heads_and_query_key_gauge(tmp_path):
+    """GPT-2 (absolute positions): G ∈ GL(d_head) on each head's value → output and H ∈ GL(d_head)
+    on its query/key (Q_h → H Q_h, K_h → H⁻ᵀ K_h, biases alike)."""
+    from flagalign.models.synthetic import gpt2_tensors
+
+    rng = np.random.default_rng(5)
+    d, heads = 16, 4
+    hd = d // heads
+    t, _ = gpt2_tensors(rng, layers=2, d=d, heads=heads)
+    t2 = {key: v.copy() for key, v in t.items()}
+    for n in range(2):
+        W, b, P = (t2[f"h.{n}.attn.c_attn.weight"], t2[f"h.{n}.attn.c_attn.bias"],
+                   t2[f"h.{n}.attn.c_proj.weight"])  # Conv1D (in, out)  # fmt: skip
+        for h in range(heads):
+            c = slice(h * hd, (h + 1) * hd)
+            cq, ck, cv = c, slice(d + c.start, d + c.stop), slice(2 * d + c.start, 2 * d + c.stop)
+            H = rng.normal(size=(hd, hd)) + 2 * np.eye(hd)
+            G = rng.normal(size=(hd, hd)) + 2 * np.eye(hd)
+            W[:, cq], b[cq] = W[:, cq] @ H.T, H @ b[cq]
+            Hit = np.linalg.inv(H).T
+            W[:, ck], b[ck] = W[:, ck] @ Hit.T, Hit @ b[ck]
+            W[:, cv], b[cv] = W[:, cv] @ G.T, G @ b[cv]
+            P[c, :] = np.linalg.inv(G).T @ P[c, :]
+    np.savez(tmp_path / "a.npz", **t)
+    np.savez(tmp_path / "b.npz", **t2)
+    n1 = load(str(tmp_path / "a.npz"), architecture="gpt2", heads=heads)
+    n2 = load(str(tmp_path / "b.npz"), architecture="gpt2", heads=heads)
+    assert len(gauge_plan(n1).qk) == 2
+    bal, raw = _compare(n1, n2)
+    assert bal < 1e-10 and raw > 0.01
+    # no config.json in an .npz: the MLP activation is unknown, so its pairs and the residual
+    # pairs touching it stay flagged even balanced; the ov pairs are GL (invariants only)
+    assert {p.symmetry for p in n1.pairs if p.kind == "mlp"} == {"unknown"}
+    assert all(pair_gauge_dependent(n1, p, "balanced") for p in n1.pairs)
 
 
 def test_from_arrays_with_declared_symmetry():

@@ -56,12 +56,16 @@ class GaugePlan:
         {writer: (symmetry, readers)}: diagonal hidden layers balanced jointly.
     heads : list
         (AttentionLayer) whose value → output heads are balanced by eq. (73).
+    qk : list
+        (AttentionLayer, rotary) whose query/key gauge is balanced: GL(d_head) by eq. (73)
+        without rotary embeddings; per rotary 2-plane positive scalings with them.
     skipped : list[tuple[str, str]]
         (pair name, why its hidden layer is not balanced).
     """
 
     spaces: dict = field(default_factory=dict)
     heads: list = field(default_factory=list)
+    qk: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
 
     def balanced(self, pair: Pair) -> bool:
@@ -105,7 +109,16 @@ def gauge_plan(network: Network) -> GaugePlan:
     for a in network.attention:
         if any(r.startswith(a.o + "[") or r == a.o for _, r in ov) and a.v in network.matrices:
             plan.heads.append(a)
+        rotary = _QK_GROUP.get(network.architecture)
+        if rotary is not None and a.q in network.matrices and a.k in network.matrices:
+            plan.qk.append((a, rotary))
     return plan
+
+
+# query/key gauge per family: full GL(d_head) with absolute positions, per-2-plane scalings with
+# rotary embeddings (HF rotate_half layout: dims i and i + d/2 form a plane); other graphs
+# (traced attention) are not balanced: the positional scheme is not known
+_QK_GROUP = {"gpt2": False, "bert": False, "llama": True}
 
 
 def pair_gauge_dependent(network: Network, pair: Pair, gauge: str | None, plan: GaugePlan | None = None) -> bool:
@@ -135,7 +148,10 @@ def pair_gauge_dependent(network: Network, pair: Pair, gauge: str | None, plan: 
 
     if pair.symmetry == GL or not fixed(pair):
         return True
+    qk_fixed = {id(a) for a, _ in plan.qk} if balanced else set()
     for a in network.attention:  # the query/key gauge acts on the rows of Q and K
+        if id(a) in qk_fixed:
+            continue
         if _same_layer(network, a.q, pair.right) or _same_layer(network, a.k, pair.right):
             return True
     for q in network.pairs:
@@ -329,8 +345,11 @@ def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: in
                     o.cols = 1.0 / s if o.cols is None else o.cols / s
     for a in plan.heads:
         _plan_heads(network, a, op)
+    for a, rotary in plan.qk:
+        _plan_qk(network, a, rotary, op)
     infos, loaders, biases = _transformed(network, ops)
     what = f"{len(plan.spaces)} diagonal hidden layers" + (f", {len(plan.heads)} attention layers (GL heads)" if plan.heads else "")
+    what += f", {len(plan.qk)} query/key gauges" if plan.qk else ""
     line = (f"gauge=balanced: {what}; block-coordinate descent {summary['iterations']} sweeps, "
             f"max |¼ log(out/in)| = {summary['residual']:.1e} (tol {tol:.0e})")  # fmt: skip
     warnings = list(network.warnings)
@@ -384,6 +403,46 @@ def _plan_heads(network: Network, a, op) -> None:
         ginv = np.linalg.inv(G)
         for h in range(g * group, (g + 1) * group):
             op(obase).col_blocks.append((ocol + h * d, ginv))
+
+
+def _plan_qk(network: Network, a, rotary: bool, op) -> None:
+    """Balance the query/key gauge of attention layer ``a`` per kv group g: Q_h ← G Q_h (h in g),
+    K_g ← G⁻ᵀ K_g leaves every score (Q_h x + b)ᵀ(K_g y + c) unchanged. Without rotary
+    embeddings G is eq. (73)'s geometric mean of A = Σ_h Q̃_hQ̃_hᵀ and B = K̃_gK̃_gᵀ; with them G
+    must commute with the position rotations, so only a positive scalar per rotary 2-plane
+    (i, i + d/2) is balanced: a⁴ = ‖K̃ plane‖²/‖Q̃ plane‖² (its rotation part is orthogonal on the
+    rows and changes no pair)."""
+    d = a.head_dim
+    q, k = network.matrix(a.q), network.matrix(a.k)
+    bq, bk = network.bias(a.q), network.bias(a.k)
+    qbase, qr, qc = _resolve(network, a.q)
+    kbase, kr, kc = _resolve(network, a.k)
+    if qc or kc:
+        raise InputError(f"gauge=balanced: cannot place the heads of {a.q} / {a.k} in their weights")
+    group = a.heads // a.kv_heads
+
+    def rows(m, b, h):
+        x = m[h * d : (h + 1) * d]
+        return x if b is None else np.column_stack([x, b[h * d : (h + 1) * d]])
+
+    for g in range(a.kv_heads):
+        A = sum(rows(q, bq, h) @ rows(q, bq, h).T for h in range(g * group, (g + 1) * group))
+        kg = rows(k, bk, g)
+        B = kg @ kg.T
+        if rotary:
+            half = d // 2
+            da, db = np.diag(A), np.diag(B)
+            pa, pb = da[:half] + da[half:], db[:half] + db[half:]
+            s = np.ones(half)
+            ok = (pa > 0) & (pb > 0)
+            s[ok] = (pb[ok] / pa[ok]) ** 0.25
+            G, Ginv_t = np.diag(np.r_[s, s]), np.diag(1.0 / np.r_[s, s])
+        else:
+            G = gl_balance(A, B)
+            Ginv_t = np.linalg.inv(G).T
+        for h in range(g * group, (g + 1) * group):
+            op(qbase).row_blocks.append((qr + h * d, G))
+        op(kbase).row_blocks.append((kr + g * d, Ginv_t))
 
 
 def _transformed(network: Network, ops: dict[str, _Ops]):
