@@ -16,6 +16,9 @@ layer at once:
   group, and the gate → down pair of a gated MLP is not invariant under them).
 * **GL(d_head)** of attention heads (``ov`` pairs, grouped by kv-head): eq. (73), the matrix
   geometric mean, per kv group (V rows of the group against the sum of its heads' O Grams).
+* **query/key gauge** of attention (Q_h → G Q_h, K_g → G⁻ᵀ K_g; it moves the rows of the
+  stacked Q/K/V reader): eq. (73) per kv group for absolute positions (GPT-2, BERT), per rotary
+  2-plane positive scalings for the Llama family (eq. (75)); not for traced attention.
 * **orthogonal groups** need nothing: every pair measure is invariant under them.
 
 Which hidden layers are balanced (:func:`gauge_plan`): a pair's hidden layer is balanced when it
