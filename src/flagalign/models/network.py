@@ -234,6 +234,9 @@ class Network:
             f" (+{sum(m.derived for m in self.matrices.values())} derived)",
             "  pairs: " + (", ".join(f"{k}={n}" for k, n in kinds.items()) or "none"),
         ]
+        syms = Counter(p.symmetry for p in self.pairs)
+        if syms:
+            lines.append("  hidden-layer symmetries: " + ", ".join(f"{k}={n}" for k, n in syms.items()))
         if self.attention:
             a = self.attention[0]
             lines.append(
