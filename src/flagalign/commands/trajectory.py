@@ -97,9 +97,11 @@ def _prediction(args):
         rate = law_rate(args.lr, args.weight_decay, args.momentum)
     except ValueError as exc:
         raise InputError(f"trajectory: {exc}") from None
-    how = "heavy-ball SGD (eq. 25)" if args.momentum else "plain SGD: r = -2 log(1 - ηλ) (eq. 22)"
+    how = "heavy-ball SGD (eq. 25)" if args.momentum else "plain SGD: r = -log(1 - 2ηλ) (eq. 22)"
     return Prediction(rate, how + " from --lr/--weight-decay", lr=args.lr,
-                      weight_decay=args.weight_decay, momentum=args.momentum, optimizer="SGD")  # fmt: skip
+                      weight_decay=args.weight_decay, momentum=args.momentum, optimizer="SGD",
+                      rate_decay_only=law_rate(args.lr, args.weight_decay, args.momentum,
+                                               limit="decay-only"))  # fmt: skip
 
 
 def run(args) -> int:

@@ -13,9 +13,11 @@ __all__ = ["commutator_norm", "gram_commutator"]
 def commutator_norm(A, B) -> float:
     """‖AB − BA‖_F / (‖A‖_F ‖B‖_F) for symmetric A, B (eq. (9)).
 
-    Lies in [0, √2] (Böttcher & Wenzel 2008: ‖XY − YX‖_F ≤ √2 ‖X‖_F ‖Y‖_F); 0 exactly when the
-    two matrices share an eigenbasis. Returns 0.0 when A or B is zero. For symmetric inputs
-    AB − BA = C − Cᵀ with C = AB, so one product suffices.
+    Lies in [0, √2] for any inputs (Böttcher & Wenzel 2008: ‖XY − YX‖_F ≤ √2 ‖X‖_F ‖Y‖_F; attained
+    by symmetric indefinite matrices) and in [0, 1/√2] for positive semidefinite ones such as
+    Grams (eq. (9); attained by two rank-1 projectors at 45°). 0 exactly when the two matrices
+    share an eigenbasis. Returns 0.0 when A or B is zero. For symmetric inputs AB − BA = C − Cᵀ
+    with C = AB, so one product suffices.
     """
     a, _ = as_float64(A, name="A")
     b, _ = as_float64(B, name="B")
@@ -32,8 +34,13 @@ def gram_commutator(W, W_next) -> float:
     """Gram commutator of an adjacent pair on its shared hidden space ℝⁿ (eq. (10)).
 
     ``commutator_norm(W Wᵀ, W_nextᵀ W_next)`` for y = W_next σ(W x), W of shape (n, in) and
-    W_next of shape (out, n) (PyTorch orientation). Zero exactly when the output Gram of W and the
-    input Gram of W_next share an eigenbasis — basis (Level-3) alignment.
+    W_next of shape (out, n) (PyTorch orientation); in [0, 1/√2] (eq. (9), PSD Grams). Zero exactly
+    when the output Gram of W and the input Gram of W_next share an eigenbasis. That is *not* by
+    itself basis (Level-3) alignment: W Wᵀ = diag(9, 4, 1) and W_nextᵀW_next = diag(1, 4, 9)
+    commute while the output flag of W and the input flag of W_next are in the opposite (generic)
+    relative position; basis alignment also needs the relative position (eq. (8)) to be the
+    identity (eq. (10)). Not invariant under GL(n) or positive diagonal rescalings of the hidden
+    layer; invariant under orthogonal ones (eq. (15)).
     """
     w, _ = as_float64(W, name="W")
     wn, _ = as_float64(W_next, name="W_next")

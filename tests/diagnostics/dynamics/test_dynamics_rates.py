@@ -17,11 +17,12 @@ from flagalign.diagnostics.dynamics.rates import (
 
 
 def _simulated_rate(eta, lam, beta, steps=4000):
-    """Decay rate of x² for the decay-only heavy-ball recursion, by direct iteration."""
-    x_prev, x = 1.0, 1.0 - eta * lam  # first step from rest
+    """Decay rate of an orbit deviation x (D is linear in it) under heavy-ball momentum with the
+    orbit curvature 2λ of eq. (25), by direct iteration."""
+    x_prev, x = 1.0, 1.0 - 2 * eta * lam  # first step from rest
     xs = []
     for _ in range(steps):
-        x_prev, x = x, (1 + beta - eta * lam) * x - beta * x_prev
+        x_prev, x = x, (1 + beta - 2 * eta * lam) * x - beta * x_prev
         xs.append(x)
     xs = np.abs(np.array(xs[-400:]))
     # envelope: fit log|x| on the running maxima (robust to oscillation)
@@ -29,11 +30,12 @@ def _simulated_rate(eta, lam, beta, steps=4000):
     peaks = [i for i in range(1, xs.size - 1) if xs[i] >= xs[i - 1] and xs[i] >= xs[i + 1]]
     idx = np.array(peaks) if len(peaks) > 5 else t
     slope = np.polyfit(idx, np.log(xs[idx]), 1)[0]
-    return -2 * slope
+    return -slope
 
 
-def test_plain_sgd_rate_is_minus_two_log_one_minus_eta_lambda():
-    assert law_rate(0.1, 1e-2) == pytest.approx(-2 * math.log(1 - 1e-3), rel=1e-15)
+def test_plain_sgd_rate_is_minus_log_one_minus_two_eta_lambda():
+    # eq. (22) corrected (issue 12): D_{t+1} = (1 - 2ηλ) D_t + O(‖G + λp‖²)
+    assert law_rate(0.1, 1e-2) == pytest.approx(-math.log(1 - 2e-3), rel=1e-15)
     # ≈ 2ηλ to first order
     assert law_rate(1e-3, 1e-3) == pytest.approx(2e-6, rel=1e-5)
 
@@ -47,8 +49,8 @@ def test_heavy_ball_rate_matches_iterated_recursion(eta, lam, beta):
 def test_heavy_ball_limits():
     # overdamped, small ηλ: r ≈ 2ηλ/(1-β)
     assert law_rate(1e-3, 1e-3, 0.9) == pytest.approx(2e-6 / 0.1, rel=1e-3)
-    # underdamped: |z| = sqrt(β) → r = -log β
-    assert law_rate(0.5, 0.5, 0.9) == pytest.approx(-math.log(0.9), rel=1e-12)
+    # underdamped: |z| = sqrt(β) → r = -½ log β (D is linear in the orbit deviation)
+    assert law_rate(0.5, 0.5, 0.9) == pytest.approx(-0.5 * math.log(0.9), rel=1e-12)
 
 
 def test_law_rate_rejects_bad_hyperparameters():
@@ -122,7 +124,7 @@ def test_prediction_heavy_ball_and_unsupported_momentum_variants():
     m = _mlp()
     hb = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=1e-2, momentum=0.9)
     assert predict_from_optimizer(hb, _params(m)).rate == pytest.approx(law_rate(0.1, 1e-2, 0.9))
-    # underdamped (ηλ = 0.01 > (1 - √0.9)² ≈ 0.0026): no prediction
+    # underdamped (2ηλ = 0.02 > (1 - √0.9)² ≈ 0.0026): no prediction
     under = torch.optim.SGD(m.parameters(), lr=0.2, weight_decay=0.05, momentum=0.9)
     p = predict_from_optimizer(under, _params(m))
     assert p.rate is None and "underdamped" in p.reason

@@ -184,7 +184,11 @@ def test_fit_rates_linear_net_matches_prediction():
 
 @pytest.mark.parametrize("beta,lr", [(0.5, 0.05), (0.9, 0.01)])
 def test_heavy_ball_prediction_overdamped(beta, lr):
-    """Overdamped heavy-ball SGD on a linear net: fitted ‖D‖ rate within 2 % of eq. (25)."""
+    """Overdamped heavy-ball SGD on a linear net: fitted ‖D‖ rate within 2 % of eq. (25).
+
+    This cross-entropy net is still far from its ridge minimum (data gradients ≪ λp), so it sits
+    in the decay-only limit of eq. (22); at β = 0.9 that limit differs from the stationary one
+    by 6 % (issue 12) and the regime column must say which one the fit sees."""
     m = _mlp(nn.Identity, dtype=torch.float32)
     x, y = _data(dtype=torch.float32)
     opt = torch.optim.SGD(m.parameters(), lr=lr, weight_decay=0.05, momentum=beta)
@@ -198,7 +202,10 @@ def test_heavy_ball_prediction_overdamped(beta, lr):
     assert t.predicted_rate() > 1.8 * law_rate(lr, 0.05)  # momentum really changes the rate
     r = t.fit_rates()
     law = r[r.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
-    assert np.allclose(law.ratio, 1.0, atol=0.02), law[["pair", "metric", "ratio"]]
+    decay_only = law_rate(lr, 0.05, beta, limit="decay-only")
+    assert np.allclose(law.rate / decay_only, 1.0, atol=0.02), law[["pair", "metric", "rate"]]
+    expected = "decay-limited" if beta == 0.5 else "decay-only"
+    assert (law.regime == expected).all(), law[["pair", "metric", "ratio", "regime"]]
 
 
 def test_fit_rates_adam_says_not_applicable():

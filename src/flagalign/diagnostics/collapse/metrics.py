@@ -30,9 +30,13 @@ __all__ = [
     "nc3",
     "level2",
     "centre_rows",
+    "nc1_baseline",
+    "cdnv_baseline",
+    "etf_distance_baseline",
+    "class_mean_rank",
 ]
 
-#: Level 1 (variability collapse) is reached when NC1 ≤ TOL_NC1 (eq. (38)).
+#: Level 1 (variability collapse) is reached when NC1 ≤ TOL_NC1 and rank M = C − 1 (eq. (38)).
 TOL_NC1 = 0.1
 #: Level 2 (subspace alignment) is reached when every principal angle has sin θ ≤ TOL_SINE.
 TOL_SINE = 0.1
@@ -75,6 +79,54 @@ def nc1(sigma_w: np.ndarray, M: np.ndarray, scale: float = 0.0) -> float:
     v = vt[:r]
     proj = np.einsum("kd,de,ke->k", v, sigma_w, v)
     return float(np.sum(proj / s[:r] ** 2))
+
+
+def class_mean_rank(M: np.ndarray, scale: float = 0.0) -> int:
+    """Numerical rank of the centred class means M (C×d), at most C − 1 (eqs. (3), (31)).
+
+    NC1 uses Σ_B⁺, which ignores the directions of ℝ^d the class means do not span: features
+    that *discard* class directions (rank < C − 1) can have a small NC1 without collapse, so
+    Level 1 requires rank = C − 1 (eq. (38)).
+    """
+    return _svd_rank(M, scale)[2]
+
+
+def nc1_baseline(num_classes: int, dim: int, per_class: float) -> float:
+    """E NC1 for isotropic Gaussian features, ``per_class`` = n samples in each of C classes
+    (docs/theory.md, eq. (38)): (C − 1)(n − 1)/(d − C), exact for d > C; NaN for d ≤ C (no finite
+    mean). With unequal classes pass n = N/C (then it is an approximation).
+
+    Derivation: Σ_W ~ Wishart(N − C, σ²I)/N, independent of M; MMᵀ restricted to 1⊥ is
+    Wishart_{C−1}(d, σ²/n I), and E tr W⁻¹ = p/((d − p − 1)σ²/n) for p = C − 1, so
+    E NC1 = σ²(n − 1)/n · n(C − 1)/(σ²(d − C)).
+    """
+    C, d, n = int(num_classes), int(dim), float(per_class)
+    if C < 2 or d <= C:
+        return float("nan")
+    return (C - 1) * (n - 1) / (d - C)
+
+
+def cdnv_baseline(dim: int, per_class: float) -> float:
+    """E CDNV for isotropic Gaussian features with n samples per class (eq. (38)):
+    d(n − 1)/(2(d − 2)) for d > 2 (Var_c is independent of the means and
+    E[1/χ²_d] = 1/(d − 2)); NaN for d ≤ 2."""
+    d, n = int(dim), float(per_class)
+    return float("nan") if d <= 2 else d * (n - 1) / (2 * (d - 2))
+
+
+def etf_distance_baseline(num_classes: int, dim: int, samples: int = 2000, seed: int = 0):
+    """Monte Carlo (mean, standard error) of nc2_etf (eq. (33)) for isotropic Gaussian class
+    means in ℝ^d (eq. (38)); it does not depend on n or σ (nc2_etf is scale-invariant).
+
+    No closed form is known to us: the first-order value √((C − 2)(C + 1)/((C − 1)d)) is
+    biased (C = 5, d = 60: 0.274 against 0.256 ± 0.001). Seeded, hence deterministic.
+    """
+    C, d = int(num_classes), int(dim)
+    if C < 2 or d < 1 or samples < 2:
+        raise InputError("etf_distance_baseline: needs C ≥ 2, d ≥ 1 and samples ≥ 2")
+    rng = np.random.default_rng(seed)
+    vals = np.array([etf_distance(centre_rows(rng.standard_normal((C, d)))) for _ in range(samples)])
+    return float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(samples))
 
 
 def cdnv(class_vars: np.ndarray, means: np.ndarray) -> float:
@@ -194,6 +246,9 @@ class CollapseReport:
     tol_nc1: float
     tol_sine: float
     tol_commutator: float
+    nc1_rank: int = -1
+    nc1_baseline: float = float("nan")
+    cdnv_baseline: float = float("nan")
 
     def to_dict(self) -> dict:
         """Scalar fields as a plain dict (``level2_angles`` omitted)."""
@@ -294,7 +349,9 @@ def metrics(
 
     means = acc.class_means()
     M = acc.centred_means()
-    nc1_value = nc1(acc.within_cov(), M, float(np.max(np.linalg.norm(means, axis=1))))
+    scale = float(np.max(np.linalg.norm(means, axis=1)))
+    nc1_value = nc1(acc.within_cov(), M, scale)
+    rank = class_mean_rank(M, scale)
     eqn, eqa, maxa = nc2(M)
     nan = float("nan")
     if W is not None:
@@ -305,7 +362,7 @@ def metrics(
     else:
         angles, k, overlap, base, inter, comm, nc3_value, max_sine = (
             np.array([]), min(C - 1, d), nan, nan, 0, nan, nan, nan)
-    l1 = bool(nc1_value <= tol_nc1)
+    l1 = bool(nc1_value <= tol_nc1 and rank == C - 1)  # eq. (38): Σ_B⁺ must see every class direction
     l2 = bool(W is not None and inter == k)
     l3 = bool(l2 and comm <= tol_commutator)
     level = 3 if l3 else 2 if l2 else 1 if l1 else 0  # eq. (38): highest level reached
@@ -336,4 +393,7 @@ def metrics(
         tol_nc1=float(tol_nc1),
         tol_sine=float(tol_sine),
         tol_commutator=float(tol_commutator),
+        nc1_rank=rank,
+        nc1_baseline=nc1_baseline(C, d, acc.total / C) if C else float("nan"),
+        cdnv_baseline=cdnv_baseline(d, acc.total / C) if C else float("nan"),
     )

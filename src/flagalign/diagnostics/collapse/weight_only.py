@@ -7,9 +7,12 @@ labelled ``source="weight-only"``:
   (33) applied to W̄ instead of M; at collapse W̄ ∝ M, so they agree);
 * a Level-2 proxy: principal angles between the top-k right singular subspace of W̄ and the
   top-k *left* singular subspace of the layer before the classifier, A (d×·), i.e. where A
-  writes into the penultimate space ℝ^d, k = min(C − 1, d);
-* a Level-3 proxy: the Gram commutator commutator_norm(A Aᵀ, W̄ᵀW̄) (docs/theory.md, eq. (10),
-  with the centred classifier).
+  writes into the penultimate space ℝ^d, k = min(C − 1, d). Only meaningful when nothing but
+  the identity sits between A and W: across a ReLU plus bias the features σ(Ax + b) are not in
+  col(A), so for ``activation`` other than linear the proxy is NaN and ``level2_note`` says why;
+* a Level-3 proxy: the Gram commutator commutator_norm(ÃÃᵀ, W̄ᵀW̄) with Ã = [A, b] (A's output
+  bias as an extra column, as in eqs. (11), (26)) and the centred classifier. For a linear net
+  at a ridge stationary point ÃÃᵀ = WᵀW (eq. (11)) so it is 0; without the bias it is not.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class WeightOnlyCollapse:
     level3: bool
     tol_sine: float
     tol_commutator: float
+    activation: str = "unknown"
+    level2_note: str = ""
+    bias_included: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,10 +66,20 @@ class WeightOnlyCollapse:
         return pd.DataFrame([self.to_dict()])
 
 
+#: activation names under which the Level-2 proxy compares the right spaces (no σ between A, W)
+_LINEAR = ("linear", "identity")
+_NOTE_UNKNOWN = ("assumes the identity between the two layers (eq. (39)); across a ReLU plus bias "
+                 "col(A) is not where the features live: pass activation=")
+_NOTE_NONLINEAR = ("not applicable: a {act} plus bias sits between the layers, the features "
+                   "σ(Ax + b) are not in col(A) (eq. (39))")
+
+
 def weight_only_arrays(
     W,
     A=None,
     *,
+    bias=None,
+    activation: str | None = None,
     classifier: str = "classifier",
     penultimate: str = "penultimate",
     tol_sine: float = TOL_SINE,
@@ -72,6 +88,15 @@ def weight_only_arrays(
     """Weight-only proxies from a classifier W (C×d) and the layer A (d×·) that feeds it.
 
     Without ``A`` only the ETF fields are filled (Level-2/3 proxies NaN, levels False).
+
+    Parameters
+    ----------
+    bias : array_like (d,), optional
+        A's output bias b; the Level-3 proxy uses Ã = [A, b] (eq. (39)).
+    activation : str, optional
+        What sits between A and W: ``"linear"`` (the Level-2 proxy applies), anything else
+        (``"relu"``, ``"gelu"``, ...: Level-2 proxy NaN, ``level2`` False, reason in
+        ``level2_note``), or None (unknown: computed, with a caveat in ``level2_note``).
     """
     from ..._arrays import as_float64
 
@@ -85,6 +110,11 @@ def weight_only_arrays(
     nan = float("nan")
     overlap = base = max_sine = comm = nan
     inter = 0
+    act = "unknown" if activation is None else str(activation).lower()
+    linear = act in _LINEAR
+    note = ""
+    if A is not None and not linear:
+        note = _NOTE_UNKNOWN + "'linear' or the activation" if act == "unknown" else _NOTE_NONLINEAR.format(act=act)
     if A is not None:
         A, _ = as_float64(A, name=penultimate, ndim=2)
         if A.shape[0] != d:
@@ -95,11 +125,18 @@ def weight_only_arrays(
         _, _, vt = np.linalg.svd(Wc, full_matrices=False)
         u, _, _ = np.linalg.svd(A, full_matrices=False)
         kk = min(k, u.shape[1])
-        angles = principal_angles(vt[:kk].T, u[:, :kk])
-        overlap, base, max_sine, inter = angle_summary(angles, kk, d, tol_sine)
-        comm = float(commutator_norm(A @ A.T, Wc.T @ Wc))
+        if linear or act == "unknown":
+            angles = principal_angles(vt[:kk].T, u[:, :kk])
+            overlap, base, max_sine, inter = angle_summary(angles, kk, d, tol_sine)
+        At = A
+        if bias is not None:
+            b, _ = as_float64(bias, name=f"{penultimate} bias", ndim=1)
+            if b.shape != (d,):
+                raise ShapeMismatchError(f"{penultimate} bias: expected shape ({d},), got {b.shape}")
+            At = np.hstack([A, b[:, None]])
+        comm = float(commutator_norm(At @ At.T, Wc.T @ Wc))
         k = kk
-    l2 = bool(A is not None and inter == k)
+    l2 = bool(A is not None and (linear or act == "unknown") and inter == k)
     return WeightOnlyCollapse(
         source="weight-only",
         classifier=classifier,
@@ -121,6 +158,9 @@ def weight_only_arrays(
         level3=bool(l2 and comm <= tol_commutator),
         tol_sine=float(tol_sine),
         tol_commutator=float(tol_commutator),
+        activation=act,
+        level2_note=note,
+        bias_included=bool(A is not None and bias is not None),
     )
 
 
@@ -129,10 +169,14 @@ def weight_only(
     classifier: str | None = None,
     penultimate: str | None = None,
     *,
+    activation: str | None = None,
     tol_sine: float = TOL_SINE,
     tol_commutator: float = TOL_COMMUTATOR,
 ) -> WeightOnlyCollapse:
     """Weight-only collapse proxies of a :class:`~flagalign.models.network.Network`.
+
+    The penultimate layer's output bias (``network.bias(penultimate)``) enters the Level-3
+    proxy; ``activation`` is what sits between the two layers (see :func:`weight_only_arrays`).
 
     Parameters
     ----------
@@ -154,9 +198,12 @@ def weight_only(
         penultimate = feeding[-1].left if feeding else None
     W = network.matrix(classifier)
     A = network.matrix(penultimate) if penultimate is not None else None
+    bias = network.bias(penultimate) if penultimate is not None else None
     return weight_only_arrays(
         W,
         A,
+        bias=bias,
+        activation=activation,
         classifier=classifier,
         penultimate=penultimate or "",
         tol_sine=tol_sine,

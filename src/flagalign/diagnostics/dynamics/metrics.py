@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...geometry import commutator_norm, pair_alignment
-from .rates import LAW_METRICS, Prediction, applicability, fit_rate
+from .rates import LAW_METRICS, Prediction, applicability, fit_rate, rate_regime
 
 __all__ = ["METRICS", "pair_metrics", "rate_table", "RATE_COLUMNS", "FLOOR_EPS_FACTOR"]
 
@@ -30,7 +30,7 @@ METRICS = (
 
 RATE_COLUMNS = [
     "pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable", "reason",
-    "n_points", "window_start", "window_stop",
+    "n_points", "window_start", "window_stop", "regime",
 ]  # fmt: skip
 
 #: Imbalance values below FLOOR_EPS_FACTOR · eps(dtype) · (‖W̃W̃ᵀ‖ + ‖W_nextᵀW_next‖) are at the
@@ -139,8 +139,10 @@ def rate_table(
             ok, reason = applicability(metric, act, pred)
             predicted = pred.rate if metric in LAW_METRICS and pred.rate is not None else float("nan")
             ratio = fit.rate / predicted if np.isfinite(predicted) and predicted else float("nan")
+            regime = (rate_regime(fit.rate, fit.stderr, predicted, pred.rate_decay_only)
+                      if ok else "not applicable")
             rows.append(
                 (pair, metric, fit.rate, fit.stderr, predicted, ratio, ok, reason, fit.n_points,
-                 fit.start, fit.stop)
+                 fit.start, fit.stop, regime)
             )  # fmt: skip
     return pd.DataFrame(rows, columns=RATE_COLUMNS)

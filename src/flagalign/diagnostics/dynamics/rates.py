@@ -1,7 +1,9 @@
 """Decay rates of alignment metrics: the ridge-law prediction and the fit (docs/theory.md §2).
 
 * :func:`law_rate` — the per-step rate r at which ‖D‖ decays under (heavy-ball) SGD with L2
-  weight decay λ and learning rate η, eqs. (22) and (25).
+  weight decay λ and learning rate η near a ridge stationary point, eqs. (22) and (25);
+  :func:`damping` — over/underdamped momentum; :func:`rate_regime` — whether a fitted rate is
+  decay-limited (the law), convergence-limited or transient, eq. (22).
 * :func:`predict_from_optimizer` — reads η, λ, momentum from a torch optimiser object and checks
   the hypotheses of the law for the parameters of one pair; returns a :class:`Prediction`
   whose ``rate`` is None with a ``reason`` when no prediction applies (Adam/AdamW, decay not on
@@ -26,6 +28,9 @@ __all__ = [
     "RateFit",
     "LAW_METRICS",
     "law_rate",
+    "damping",
+    "rate_regime",
+    "REGIME_RTOL",
     "predict_from_optimizer",
     "fit_rate",
     "applicability",
@@ -50,6 +55,9 @@ class Prediction:
         The hyper-parameters read (None when unavailable).
     optimizer : str
         Class name of the optimiser (``""`` when none was given).
+    rate_decay_only : float or None
+        The other limit of eq. (22), ``law_rate(..., limit="decay-only")`` (data gradients
+        negligible); used by :func:`rate_regime`.
     """
 
     rate: float | None
@@ -58,6 +66,7 @@ class Prediction:
     weight_decay: float | None = None
     momentum: float | None = None
     optimizer: str = ""
+    rate_decay_only: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,32 +80,97 @@ class RateFit:
     stop: float
 
 
-def law_rate(lr: float, weight_decay: float, momentum: float = 0.0) -> float:
-    """Per-step decay rate of ‖D‖ under SGD with coupled L2 decay (eqs. (22), (25)).
+def law_rate(lr: float, weight_decay: float, momentum: float = 0.0, *, limit: str = "stationary") -> float:
+    """Per-step decay rate of ‖D‖ near a stationary point of the ridge objective (eqs. (22), (25)).
 
-    Plain SGD (``momentum=0``): r = −2 log(1 − ηλ) ≈ 2ηλ. Heavy-ball momentum β (torch's SGD with
-    ``dampening=0, nesterov=False``): the decay-only dynamics x_{t+1} = (1+β−ηλ) x_t − β x_{t−1}
-    has characteristic roots z² − (1+β−ηλ) z + β = 0 and D, being quadratic in the weights,
-    decays as |z_max|^{2t}: r = −2 log |z_max| (≈ 2ηλ/(1−β) when overdamped, −log β when the
-    roots are complex). This is the decay-only envelope; :func:`predict_from_optimizer` uses it
-    only in the overdamped regime, where it was checked against training (eq. (25)).
+    Near the stationary point the imbalance D is linear in the deviation along the symmetry
+    orbit, and the ridge objective's curvature along that orbit is 2λ (the data loss is flat on
+    it). With heavy-ball momentum β (torch's SGD with ``dampening=0, nesterov=False``; β = 0 is
+    plain SGD) those deviations follow x_{t+1} = (1+β−2ηλ) x_t − β x_{t−1}, so
+
+        r = −log |z_max|,  z² − (1+β−2ηλ) z + β = 0.
+
+    Plain SGD: r = −log(1 − 2ηλ) (eq. (22)). Overdamped momentum (2ηλ ≤ (1 − √β)²):
+    r ≈ 2ηλ/(1 − β); underdamped (2ηλ > (1 − √β)²): the roots are complex, |z| = √β and the
+    envelope of ‖D‖ decays at r = −½ log β. This is the rate of the *decay-limited* regime; if
+    the data gradient converges more slowly, ‖D‖ follows it instead (eq. (22), :func:`rate_regime`).
+
+    ``limit="decay-only"`` gives the other limit of eq. (22): data gradients negligible
+    (η²‖F‖ ≪ ηλ‖D‖, e.g. a cross-entropy net far from its ridge minimum), where every parameter
+    just decays, x_{t+1} = (1+β−ηλ) x_t − β x_{t−1}, and D, quadratic in the weights, decays at
+    r = −2 log |z_max| of z² − (1+β−ηλ) z + β = 0 (plain SGD: −2 log(1 − ηλ); underdamped:
+    −log β). The two limits agree to first order in ηλ (2ηλ/(1 − β)) and differ at second order
+    (plain SGD: relative ηλ/2) — and by a factor 2 in the underdamped case.
 
     Raises
     ------
     ValueError
-        ηλ ≥ 1 (the decay factor is not in (0, 1)) or β outside [0, 1).
+        ηλ outside (0, 1) or β outside [0, 1).
     """
     eta, lam, beta = float(lr), float(weight_decay), float(momentum)
     if not (0.0 <= beta < 1.0):
         raise ValueError(f"momentum must be in [0, 1), got {beta}")
     if not (0.0 < eta * lam < 1.0):
         raise ValueError(f"lr*weight_decay must be in (0, 1), got {eta * lam}")
+    if limit not in ("stationary", "decay-only"):
+        raise ValueError(f"limit must be 'stationary' or 'decay-only', got {limit!r}")
+    curv, power = (2.0, 1.0) if limit == "stationary" else (1.0, 2.0)
+    b = 1.0 + beta - curv * eta * lam
     if beta == 0.0:
-        return -2.0 * math.log1p(-eta * lam)
-    b = 1.0 + beta - eta * lam
-    disc = cmath.sqrt(b * b - 4.0 * beta)
-    zmax = max(abs((b + disc) / 2.0), abs((b - disc) / 2.0))
-    return -2.0 * math.log(zmax)
+        zmax = abs(b)
+    else:
+        disc = cmath.sqrt(b * b - 4.0 * beta)
+        zmax = max(abs((b + disc) / 2.0), abs((b - disc) / 2.0))
+    return math.inf if zmax == 0.0 else -power * math.log(zmax)
+
+
+def damping(lr: float, weight_decay: float, momentum: float = 0.0) -> str:
+    """``"overdamped"`` when 2ηλ ≤ (1 − √β)² (real roots of eq. (25)), else ``"underdamped"``.
+
+    Plain SGD (β = 0) is overdamped for every 2ηλ ≤ 1.
+    """
+    eta, lam, beta = float(lr), float(weight_decay), float(momentum)
+    return "overdamped" if 2.0 * eta * lam <= (1.0 - math.sqrt(beta)) ** 2 else "underdamped"
+
+
+#: Relative tolerance of :func:`rate_regime` around the law (with 3 standard errors on top).
+REGIME_RTOL = 0.05
+
+
+def rate_regime(rate: float, stderr: float, predicted: float | None, decay_only: float | None = None) -> str:
+    """Which regime of eq. (22) a fitted decay rate of ‖D‖ is in.
+
+    ``predicted`` is the stationary-point law (:func:`law_rate`), ``decay_only`` the
+    decay-only limit (``law_rate(..., limit="decay-only")``); tol = max(REGIME_RTOL·predicted,
+    3·stderr).
+
+    * ``"stationary"`` / ``"decay-only"`` — within tol of that limit and farther from the other
+      (the two limits differ by more than tol);
+    * ``"decay-limited"`` — within tol of both (they are indistinguishable at this tol, e.g.
+      plain SGD with small ηλ): the fit measures the law;
+    * ``"convergence-limited"`` — significantly slower than both: the forcing
+      η²(e_nextᵀe_next − ẽẽᵀ) of eq. (22) (e = G + λp, the ridge gradient) decays more slowly
+      than the decay factor, i.e. training has not converged and ‖D‖ follows the data gradient;
+    * ``"transient"`` — significantly faster than both (far from equilibrium, early training);
+    * ``"no fit"`` (rate NaN) or ``"no prediction"`` (``predicted`` None/NaN).
+    """
+    if predicted is None or not np.isfinite(predicted):
+        return "no prediction"
+    if not np.isfinite(rate):
+        return "no fit"
+    other = predicted if decay_only is None or not np.isfinite(decay_only) else float(decay_only)
+    se = float(stderr) if np.isfinite(stderr) else 0.0
+    tol = max(REGIME_RTOL * abs(predicted), 3.0 * se)
+    near_s, near_d = abs(rate - predicted) <= tol, abs(rate - other) <= tol
+    if near_s and near_d:
+        return "decay-limited"
+    if near_s or near_d:
+        return "stationary" if abs(rate - predicted) <= abs(rate - other) else "decay-only"
+    if rate < min(predicted, other):
+        return "convergence-limited"
+    if rate > max(predicted, other):
+        return "transient"
+    return "between limits"
 
 
 def unwrap_optimizer(opt):
@@ -125,7 +199,7 @@ def predict_from_optimizer(optimizer, params) -> Prediction:
         ``rate`` is None, with the reason, unless the optimiser is ``torch.optim.SGD`` with
         weight_decay > 0 on **every** parameter in ``params``, one common (lr, weight_decay,
         momentum), no Nesterov, no dampening, ``maximize=False`` and, with momentum β, the
-        overdamped regime ηλ < (1 − √β)² (eq. (25)).
+        overdamped regime 2ηλ ≤ (1 − √β)² (eq. (25)).
     """
     if optimizer is None:
         return Prediction(None, "no optimizer given: pass optimizer= to get a predicted rate")
@@ -172,18 +246,23 @@ def predict_from_optimizer(optimizer, params) -> Prediction:
     if not (0 < lr * wd < 1):
         return Prediction(None, f"no prediction: lr*weight_decay = {lr * wd:g} is not in (0, 1)",
                           lr=lr, weight_decay=wd, momentum=mom, optimizer=cls)
-    if mom and (1.0 + mom - lr * wd) ** 2 < 4.0 * mom:
+    if not mom and 2.0 * lr * wd >= 1.0:
+        return Prediction(None, f"no prediction: 2ηλ = {2 * lr * wd:g} ≥ 1, D alternates in sign (eq. 22)",
+                          lr=lr, weight_decay=wd, momentum=mom, optimizer=cls)
+    if mom and damping(lr, wd, mom) == "underdamped":
         return Prediction(None, (
-            "no closed-form prediction: underdamped heavy-ball momentum (ηλ > (1-√β)²) — D "
-            "oscillates and its decay depends on the distance to the ridge minimum (eq. 25)"),
+            "no fitted-rate prediction: underdamped heavy-ball momentum (2ηλ > (1-√β)²) — D "
+            f"oscillates; only its envelope decays, at -½ log β = {-0.5 * math.log(mom):.4g} "
+            "(eq. 25), which a log-linear fit does not measure"),
             lr=lr, weight_decay=wd, momentum=mom, optimizer=cls)  # fmt: skip
     rate = law_rate(lr, wd, mom or 0.0)
     if mom:
-        reason = ("overdamped heavy-ball SGD: r = -2 log z_max, z² - (1+β-ηλ)z + β = 0 (eq. 25; "
+        reason = ("overdamped heavy-ball SGD: r = -log z_max, z² - (1+β-2ηλ)z + β = 0 (eq. 25; "
                   "approximate: D has no closed recursion under momentum)")
     else:
-        reason = "plain SGD: r = -2 log(1 - ηλ) (eq. 22)"
-    return Prediction(rate, reason, lr=lr, weight_decay=wd, momentum=mom or 0.0, optimizer=cls)
+        reason = "plain SGD: r = -log(1 - 2ηλ) (eq. 22)"
+    return Prediction(rate, reason, lr=lr, weight_decay=wd, momentum=mom or 0.0, optimizer=cls,
+                      rate_decay_only=law_rate(lr, wd, mom or 0.0, limit="decay-only"))
 
 
 def _float_or(v):

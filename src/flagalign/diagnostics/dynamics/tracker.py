@@ -33,7 +33,8 @@ _log = logging.getLogger(__name__)
 ACTIVATION_KINDS = ("linear", "homogeneous", "other", "unknown")
 # leaf modules between two Linear layers, by class name
 _LINEAR = {"Identity"}
-_HOMOGENEOUS = {"ReLU", "LeakyReLU", "Dropout", "Dropout1d", "AlphaDropout"}
+# AlphaDropout is affine (a·(mask·x + α'(1−mask)) + b), not positively homogeneous: "other"
+_HOMOGENEOUS = {"ReLU", "LeakyReLU", "Dropout", "Dropout1d"}
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,9 @@ class AlignmentTracker:
         """Fitted vs predicted decay rates (eq. (27)); see :func:`.metrics.rate_table`.
 
         Columns: pair, metric, rate, stderr, predicted, ratio, applicable, reason, n_points,
-        window_start, window_stop. The default window is the last half of the recorded steps.
+        window_start, window_stop, regime (:func:`.rates.rate_regime`: decay-limited,
+        convergence-limited, transient, ...). The default window is the last half of the
+        recorded steps.
         """
         preds = {p.name: self.prediction(p.name) for p in self.pairs}
         acts = {p.name: p.activation for p in self.pairs}

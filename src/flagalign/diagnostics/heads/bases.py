@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._arrays import input_eps
 from ...errors import InputError
+from ..._validate import check_k
 from ...geometry._basis import rank_from_singular_values
 from ...models.loader import load
 from ...models.network import AttentionLayer, Network
@@ -138,8 +139,6 @@ def layer_head_bases(
     """
     if subspace not in SUBSPACES:
         raise InputError(f"subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
-    from .._validate import check_k
-
     kk = attn.head_dim if k is None else check_k(k)
     if subspace in ("q", "k", "v"):
         eps = _eps(network, getattr(attn, subspace))

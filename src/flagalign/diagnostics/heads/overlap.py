@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..._threads import blas_threads
 from ...errors import InputError
+from ..._validate import check_seed
 from ...geometry.angles import overlap_baseline
 from ...models.network import Network
 from ._figure_writers import write_figures
@@ -232,8 +233,6 @@ def head_overlap(
         raise InputError(f"--subspace must be one of {', '.join(SUBSPACES)}; got {subspace!r}")
     if control not in CONTROLS:
         raise InputError(f"control must be None, 'random-init' or 'mixed-heads'; got {control!r}")
-    from .._validate import check_seed
-
     seed = check_seed(seed)
     network = as_network(network)
     if not network.attention:
