@@ -9,9 +9,10 @@ layer at once:
   (a sum of exponentials of linear forms), strictly convex when no neuron is dead, so the
   minimiser is unique. It is found by exact block-coordinate descent: with the other layers
   fixed, each neuron's optimum balances its in-norm² against its out-norm²,
-  u_i ← u_i + ¼ log(out_i/in_i) (eq. (74)); sweeps repeat until max_i |¼ log(out_i/in_i)| ≤ tol
-  (default 1e-13), which is also the optimality condition (the gradient is
-  2(in_i − out_i) per neuron). For ``nonzero-diag×perm`` the sign of each neuron is fixed by
+  u_i ← u_i + ¼ log(out_i/in_i) (eq. (74)); once every step is below 1e-2, Newton's method with
+  backtracking on all log-scalings at once (sparse Laplacian Hessian) finishes, until
+  max_i |¼ log(out_i/in_i)| ≤ tol (default 1e-13), which is also the optimality condition (the
+  gradient is 2(in_i − out_i) per neuron). For ``nonzero-diag×perm`` the sign of each neuron is fixed by
   making the largest-magnitude entry of its writer row positive (sign flips are part of the
   group, and the gate → down pair of a gated MLP is not invariant under them).
 * **GL(d_head)** of attention heads (``ov`` pairs, grouped by kv-head): eq. (73), the matrix
@@ -287,10 +288,99 @@ def _solve_diagonal(network: Network, plan: GaugePlan, tol: float, max_iter: int
             resid = max(resid, float(np.max(np.abs(step), initial=0.0)))
         if resid <= tol:
             break
+        if resid <= _NEWTON_FROM and _newton(u, spaces, energy, out_space, in_space, bias_sq, kern, tol):
+            resid = max(float(np.max(np.abs(0.25 * np.log(c[(a > 0) & (c > 0)] / a[(a > 0) & (c > 0)])),
+                                     initial=0.0)) for a, c in (in_out(w) for w in spaces))  # fmt: skip
+            if resid <= tol:
+                break
     for w in spaces:
         a, c = in_out(w)
         dead += int(np.count_nonzero(~((a > 0) & (c > 0))))
     return u, kern, reader_of, {"iterations": it, "residual": resid, "converged": resid <= tol, "dead": dead}
+
+
+#: Block-coordinate descent hands over to Newton's method once every step is below this.
+_NEWTON_FROM = 1e-2
+
+
+def _newton(u, spaces, energy, out_space, in_space, bias_sq, kern, tol, max_steps: int = 50) -> bool:
+    """Newton's method with backtracking on f of eq. (74) in all log-scalings at once (a sparse
+    weighted-Laplacian Hessian; dead neurons held fixed). Updates ``u`` in place; False if the
+    linear algebra fails (the caller keeps sweeping)."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    names = list(spaces)
+    off = {}
+    n = 0
+    for w in names:
+        off[w] = n
+        n += u[w].size
+    terms = [(e, out_space.get(wv), in_space.get(wv)) for wv, e in energy.items()]
+
+    def evaluate(x, hess: bool):
+        f, g, d = 0.0, np.zeros(n), np.zeros(n)
+        rows, cols, vals = [], [], []
+        ins, outs = np.zeros(n), np.zeros(n)
+        for e, so, si in terms:
+            xo = x[off[so] : off[so] + e.shape[0]] if so else 0.0
+            yi = x[off[si] : off[si] + e.shape[1]] if si else 0.0
+            t = e * np.exp(2.0 * (np.asarray(xo)[..., None] - np.asarray(yi)))
+            f += float(t.sum())
+            if so:
+                rs = t.sum(axis=1)
+                g[off[so] : off[so] + rs.size] += 2 * rs
+                d[off[so] : off[so] + rs.size] += 4 * rs
+                ins[off[so] : off[so] + rs.size] += rs
+            if si:
+                cs = t.sum(axis=0)
+                g[off[si] : off[si] + cs.size] -= 2 * cs
+                d[off[si] : off[si] + cs.size] += 4 * cs
+                outs[off[si] : off[si] + cs.size] += cs
+            if hess and so and si:
+                k, c = np.nonzero(t)
+                rows += [off[so] + k, off[si] + c]
+                cols += [off[si] + c, off[so] + k]
+                vals += [-4 * t[k, c], -4 * t[k, c]]
+        for w in names:
+            t = bias_sq[w] * np.exp(2.0 * x[off[w] : off[w] + u[w].size])
+            f += float(t.sum())
+            g[off[w] : off[w] + t.size] += 2 * t
+            d[off[w] : off[w] + t.size] += 4 * t
+            ins[off[w] : off[w] + t.size] += t
+        h = None
+        if hess:
+            rows.append(np.arange(n))
+            cols.append(np.arange(n))
+            vals.append(d)
+            h = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        return f, g, h, ins, outs
+
+    x = np.concatenate([u[w] for w in names])
+    f, g, h, ins, outs = evaluate(x, True)
+    live = np.flatnonzero((ins > 0) & (outs > 0))
+    for _ in range(max_steps):
+        try:
+            step = np.zeros(n)
+            step[live] = -spla.spsolve(h[live][:, live], g[live])
+        except Exception:  # noqa: BLE001 - singular or failed factorisation: keep sweeping
+            return False
+        if not np.all(np.isfinite(step)):
+            return False
+        t, slope = 1.0, float(g @ step)
+        while t > 1e-8:
+            f2, g2, h2, ins2, outs2 = evaluate(x + t * step, True)
+            if f2 <= f + 1e-4 * t * slope:
+                break
+            t /= 2
+        else:
+            return False
+        x, f, g, h, ins, outs = x + t * step, f2, g2, h2, ins2, outs2
+        if np.max(np.abs(0.25 * np.log(outs[live] / ins[live])), initial=0.0) <= tol:
+            break
+    for w in names:
+        u[w] = x[off[w] : off[w] + u[w].size]
+    return True
 
 
 def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: int = 20000) -> Network:
@@ -353,7 +443,7 @@ def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: in
     infos, loaders, biases = _transformed(network, ops)
     what = f"{len(plan.spaces)} diagonal hidden layers" + (f", {len(plan.heads)} attention layers (GL heads)" if plan.heads else "")
     what += f", {len(plan.qk)} query/key gauges" if plan.qk else ""
-    line = (f"gauge=balanced: {what}; block-coordinate descent {summary['iterations']} sweeps, "
+    line = (f"gauge=balanced: {what}; {summary['iterations']} block-coordinate sweeps (then Newton), "
             f"max |¼ log(out/in)| = {summary['residual']:.1e} (tol {tol:.0e})")  # fmt: skip
     warnings = list(network.warnings)
     if not summary["converged"]:
