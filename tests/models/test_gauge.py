@@ -204,3 +204,23 @@ def test_from_arrays_with_declared_symmetry():
     assert np.array_equal(b.matrix("w3"), a["w3"])
     with pytest.raises(InputError):
         balanced_network(net, tol=0)
+
+
+def test_deep_chain_converges_and_is_invariant():
+    """20 ReLU layers: block sweeps alone would need ~10³ sweeps; with Newton a handful, and the
+    planted network balances to the same point (eq. (74))."""
+    rng = np.random.default_rng(6)
+    L, w = 20, 12
+    arr = {f"w{i}": rng.normal(size=(w, w)) for i in range(L)}
+    planted = dict(arr)
+    for i in range(L - 1):
+        s = np.exp(rng.uniform(-1, 1, w))
+        planted[f"w{i}"] = s[:, None] * planted[f"w{i}"]
+        planted[f"w{i + 1}"] = planted[f"w{i + 1}"] / s[None, :]
+    pairs = [Pair(f"w{i}", f"w{i + 1}", "sequential", w, symmetry=POS_DIAG) for i in range(L - 1)]
+    n1, n2 = Network.from_arrays(arr, pairs), Network.from_arrays(planted, pairs)
+    b1 = balanced_network(n1)
+    sweeps = int(b1.warnings[-1].split("; ")[1].split()[0])
+    assert sweeps < 50 and "NOT converged" not in " ".join(b1.warnings)
+    bal, raw = _compare(n1, n2)
+    assert bal < 1e-10 and raw > 0.05
