@@ -75,8 +75,13 @@ class GaugePlan:
     def balanced(self, pair: Pair) -> bool:
         """True when ``pair``'s own hidden layer is moved to its balanced point."""
         if pair.kind == "ov" and pair.symmetry == GL:
-            return any(pair.right.startswith(a.o) or pair.left.startswith(a.v) for a in self.heads)
+            return any(_part_of(pair.right, a.o) or _part_of(pair.left, a.v) for a in self.heads)
         return pair.left in self.spaces and pair.right in self.spaces[pair.left][1]
+
+
+def _part_of(name: str, base: str) -> bool:
+    """``name`` is ``base`` or a slice of it (``base[...]``)."""
+    return name == base or name.startswith(base + "[")
 
 
 def gauge_plan(network: Network) -> GaugePlan:
