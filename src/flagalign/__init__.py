@@ -49,6 +49,7 @@ from .diagnostics import Analysis, analyze
 from .diagnostics import collapse
 from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
 from .diagnostics.heads import register_figure_writer as _register_heads_figure_writer
+from .diagnostics._figures import register_drawer as _register_drawer
 
 # `flagalign.collapse` *is* the package flagalign.diagnostics.collapse (Neural Collapse and the
 # Level-1/2/3 hierarchy, docs/theory.md §3): one module object under its documented short name,
@@ -65,6 +66,37 @@ def _save_heads_figures(result, out_dir, **options):
 
 
 _register_heads_figure_writer(_save_heads_figures)
+
+
+def _heads_figure(result, **options):
+    """``HeadOverlap.plot`` / ``Composition.plot`` / their ``_repr_html_``: wired here like the
+    writer above; deferred because report needs matplotlib."""
+    from .report.heads_figures import figure
+
+    return figure(result, **options)
+
+
+def _rates_figure(table, **options):
+    """``RateTable.plot`` / ``_repr_html_`` (tracker fit tables); deferred as above."""
+    from .report.dynamics_figures import rates_figure
+
+    return rates_figure(table, **options)
+
+
+_register_drawer("heads", _heads_figure)
+_register_drawer("rates", _rates_figure)
+from .diagnostics.analysis import register_html_renderer as _register_html_renderer
+
+
+def _render_html(analysis) -> str:
+    """``Analysis.to_html``: diagnostics never imports report, so the package root (above both)
+    wires them; the import is deferred because report needs matplotlib (heavy)."""
+    from .report import render_html
+
+    return render_html(analysis)
+
+
+_register_html_renderer(_render_html)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -37,7 +37,7 @@ def blas_threads(n: int | None = 1):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"threads={n!r}: need a positive integer (or None for the BLAS default)")
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # deferred: only when a limit is asked
     except ImportError:
         raise MissingDependencyError(
             "limiting BLAS threads needs threadpoolctl: pip install threadpoolctl") from None

@@ -43,13 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flagalign {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"flagalign.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"flagalign.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        # by name: each command module is imported only to register its arguments
+        importlib.import_module(f"flagalign.commands.{name}").register(sub)
     return parser
 
 

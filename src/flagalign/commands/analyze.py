@@ -3,11 +3,16 @@ report.html (docs/schema.md)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
 
+from .._threads import blas_threads
+from ..diagnostics import FORMATS, analyze
+from ..diagnostics.analysis import load_network
 from ..errors import InputError
+from ..report.html import short_pair
 
 __all__ = ["register", "run", "parse_list", "default_out"]
 
@@ -29,8 +34,6 @@ def default_out(model_name: str) -> Path:
 
 
 def _positive_int(text: str) -> int:
-    import argparse
-
     try:
         v = int(text)
     except ValueError:
@@ -41,8 +44,6 @@ def _positive_int(text: str) -> int:
 
 
 def _tol(text: str) -> float:
-    import argparse
-
     try:
         v = float(text)
     except ValueError:
@@ -88,36 +89,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _limit_threads(n):
-    if n is None:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        from ..errors import MissingDependencyError
-
-        raise MissingDependencyError("--threads needs threadpoolctl: pip install threadpoolctl") from None
-    return threadpool_limits(n)
-
-
 def run(args) -> int:
-    from ..diagnostics import FORMATS, analyze
-
     formats = parse_list(args.format, "--format")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InputError(f"--format {bad[0]!r}: choose from {', '.join(FORMATS)}")
     kinds = parse_list(args.kinds, "--kinds") or None
-    from ..models import load
-
-    net = load(args.source, fold_norms=not args.raw)  # metadata only: fails fast on a bad file
+    net = load_network(args.source, fold_norms=not args.raw)  # metadata only: fails fast
     out_dir = args.out if args.out is not None else default_out(net.name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)  # before the work, not after
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
-    limiter = _limit_threads(args.threads)
-    try:
+    with blas_threads(args.threads):
         an = analyze(
             net,
             k=args.k,
@@ -130,9 +114,6 @@ def run(args) -> int:
             seed=args.seed,
         )
         paths = an.save(out_dir, formats=formats)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
     for w in an.warnings:
         print(f"flagalign: warning: {w}", file=sys.stderr)
     if not args.quiet:
@@ -148,11 +129,10 @@ def run(args) -> int:
 
 def _print_table(an, n: int = 5) -> None:
     """The most and least aligned pairs (by overlap / baseline) as a rich table on stdout."""
-    from rich.console import Console
+    from rich.console import Console  # deferred: rich (heavy), only to print
     from rich.markup import escape
     from rich.table import Table
 
-    from ..report.html import short_pair
 
     ok = an.pairs[an.pairs["status"] == "ok"].sort_values("overlap_ratio", ascending=False)
     s = an.summary

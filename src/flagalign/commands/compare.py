@@ -12,6 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
+
+from ..diagnostics.compare import compare_networks
+from ..models import load
+
 __all__ = ["register", "run"]
 
 
@@ -26,17 +31,22 @@ def register(subparsers) -> None:
     p.add_argument("b", help="second checkpoint (path or alias)")
     p.add_argument("--k", type=int, default=None, help="subspace dimension (default: eq. (14))")
     p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--threads", type=_threads_arg, default=1,
+                   help="BLAS threads (default 1, fastest for many factorizations)")
     p.set_defaults(func=run)
 
 
+def _threads_arg(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def run(args) -> int:
-    import pandas as pd
-
-    from .. import load
-    from ..diagnostics.compare import compare_networks
-
     net_a, net_b = load(args.a), load(args.b)
-    table, skipped = compare_networks(net_a, net_b, k=args.k)
+    table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads)
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "model"  # noqa: E731
     out = args.out or Path("flagalign-out") / f"compare-{safe(net_a.name)}-{safe(net_b.name)}"
     out.mkdir(parents=True, exist_ok=True)

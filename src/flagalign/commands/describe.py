@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+
+from ..diagnostics.analysis import load_network, make_plan
+from .analyze import _positive_int, parse_list
 
 __all__ = ["register", "run", "plan_rows"]
 
@@ -15,8 +19,6 @@ def register(subparsers) -> None:
         "measure, with the SVD method and k each would use. Reads only metadata.",
     )
     p.add_argument("source", help="model file, folder or alias")
-    from .analyze import _positive_int
-
     p.add_argument("-k", type=_positive_int, default=None, help="flag depth k (as for analyze)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto")
     p.add_argument("--kinds", default=None, help="only these pair kinds, comma-separated")
@@ -26,52 +28,27 @@ def register(subparsers) -> None:
 
 
 def plan_rows(net, k=None, method="auto", kinds=None, layers=None) -> list[dict]:
-    """One dict per pair: kind, names, shapes, dim, the k bound and SVD method analyze would use
-    (the k actually used can be lower: it is capped at the numerical rank, known only after
-    the SVD)."""
-    from ..diagnostics.analysis import _select_pairs
-    from ..diagnostics.factors import choose_method
-    from ..geometry import default_k
-
-    chosen = [p for p, _ in _select_pairs(net, None, kinds, layers)]
-    need: dict = {}
-    for p in chosen:
-        lo = min(min(net.matrices[p.left].shape), min(net.matrices[p.right].shape))
-        kk = default_k(p.dim, lo) if k is None else min(int(k), lo)
-        for n in (p.left, p.right):
-            need[n] = max(need.get(n, 1), kk)
-        need[p.name] = kk
+    """One dict per pair of the :class:`~flagalign.diagnostics.AnalysisPlan` that ``analyze``
+    would run: kind, names, shapes, dim, the k bound and SVD method (the k actually used can be
+    lower: it is capped at the numerical rank, known only after the SVD)."""
+    plan = make_plan(net, k, method, kinds=kinds, layers=layers)
     rows = []
-    for p in chosen:
-        ls, rs = net.matrices[p.left].shape, net.matrices[p.right].shape
-        m = {choose_method(ls, method, need[p.left]), choose_method(rs, method, need[p.right])}
-        rows.append(
-            {
-                "kind": p.kind,
-                "pair": p.name,
-                "left_shape": f"{ls[0]}x{ls[1]}",
-                "right_shape": f"{rs[0]}x{rs[1]}",
-                "dim": p.dim,
-                "k": need[p.name],
-                "method": "randomized" if "randomized" in m else "exact",
-            }
-        )
+    for r, t in zip(plan.rows(), plan.pairs):
+        ls, rs = net.matrices[t.pair.left].shape, net.matrices[t.pair.right].shape
+        rows.append({"kind": r["kind"], "pair": r["pair"], "left_shape": f"{ls[0]}x{ls[1]}",
+                     "right_shape": f"{rs[0]}x{rs[1]}", "dim": r["dim"], "k": r["k"],
+                     "method": r["method"]})
     return rows
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.markup import escape
+    from rich.console import Console  # deferred: rich is only needed to print (heavy import)
+    from rich.markup import escape  # (rich: deferred, only to print)
     from rich.table import Table
 
-    from ..diagnostics.analysis import _load
-    from .analyze import parse_list
-
-    net = _load(args.source)
+    net = load_network(args.source)
     kinds = parse_list(args.kinds, "--kinds") or None
     rows = plan_rows(net, k=args.k, method=args.method, kinds=kinds, layers=args.layers)
-    import sys
-
     con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
     con.print(net.describe(), markup=False, highlight=False)
     by_kind = Counter(r["kind"] for r in rows)

@@ -14,9 +14,9 @@ Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
+from .._progress import progress_bar
 from ..errors import FlagalignError, InputError, ShapeMismatchError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
@@ -115,11 +115,7 @@ def run(args) -> int:
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ckpts), desc="checkpoints", file=sys.stderr, leave=False)
+    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
     rows, ks, dtypes, shapes = [], {}, {}, {}
     for step, path in ckpts:
         try:
@@ -175,13 +171,11 @@ def run(args) -> int:
 
 
 def _figure(hist, rates, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
     for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
         if i >= 10:
             break
@@ -197,5 +191,4 @@ def _figure(hist, rates, path: Path) -> Path:
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

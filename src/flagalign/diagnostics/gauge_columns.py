@@ -1,4 +1,4 @@
-"""Symmetry, gauge and verdict columns of ``analyze`` (docs/theory.md §6, docs/schema.md).
+"""Symmetry, gauge and verdict columns of ``analyze`` (docs/theory.md §7, docs/schema.md).
 
 :func:`prepare_gauge` turns the network into the one that is measured (the balanced
 representative for ``gauge="balanced"``, eqs. (73)–(74)); :func:`gauge_columns` adds, per pair,

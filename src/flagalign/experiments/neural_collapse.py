@@ -29,12 +29,12 @@ Supplementary rows (reported, not part of ``passed``) give the weight-only Level
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
 __all__ = ["run", "CONFIG", "RHO_MIN", "whiten"]
@@ -297,14 +297,7 @@ def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult
     out.mkdir(parents=True, exist_ok=True)
     mode = "quick" if quick else "full"
     steps, n_rec = STEPS[mode], RECORDS[mode]
-    bar = None
-    if progress and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-        except ImportError:  # progress is cosmetic; tqdm is not a hard dependency
-            tqdm = None
-        if tqdm is not None:
-            bar = tqdm(total=steps * len(ACTS), desc="collapse", file=sys.stderr, leave=False)
+    bar = progress_bar(steps * len(ACTS), progress, "collapse")
     t0 = time.perf_counter()
     rows = []
     try:

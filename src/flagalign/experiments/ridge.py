@@ -23,13 +23,13 @@ loss has settled (eq. (28)).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
 LR = 0.2
@@ -148,14 +148,12 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
 
 
 def _figure(runs: list[Run], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     present = {(r.optimizer, r.activation) for r in runs}
     panels = [p for p in [("sgd", a) for a in ACTS] + [("adamw", ADAM["activation"])] if p in present]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     axes = axes[0]
     for ax, (opt, act) in zip(axes, panels):
         sel = [r for r in runs if r.optimizer == opt and r.activation == act]
@@ -179,7 +177,6 @@ def _figure(runs: list[Run], path: Path) -> Path:
     axes[0].set_ylabel("imbalance (dashed: predicted slope)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -201,11 +198,7 @@ def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult
             configs.append(dict(optimizer="sgd", activation=a, lam=lam, lr=LR, steps=steps))
     configs.append(dict(optimizer=ADAM["optimizer"], activation=ADAM["activation"],
                         lam=ADAM["weight_decay"], lr=ADAM["lr"], steps=ADAM_STEPS[mode]))  # fmt: skip
-    bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(configs), desc="ridge", file=sys.stderr, leave=False)
+    bar = progress_bar(len(configs), progress, "ridge")
     runs = []
     with torch_threads(1):
         data = load_digits_data()

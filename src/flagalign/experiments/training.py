@@ -32,7 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from .._threads import blas_threads
+from ..errors import InputError, MissingDependencyError
 
 __all__ = [
     "Digits",
@@ -191,13 +192,13 @@ def make_mlp(
     from torch import nn
 
     if depth < 2:
-        raise ValueError(f"make_mlp: depth must be >= 2 linear layers, got {depth}")
+        raise InputError(f"make_mlp: depth must be >= 2 linear layers, got {depth}")
     if activation not in ACTIVATIONS:
-        raise ValueError(
+        raise InputError(
             f"make_mlp: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
         )
     if init_scales is not None and len(init_scales) != depth:
-        raise ValueError(f"make_mlp: init_scales needs {depth} entries, got {len(init_scales)}")
+        raise InputError(f"make_mlp: init_scales needs {depth} entries, got {len(init_scales)}")
     dims = [in_dim] + [width] * (depth - 1) + [out_dim]
     state = torch.random.get_rng_state()
     try:
@@ -268,7 +269,7 @@ def make_optimizer(
         return torch.optim.Adam(groups, lr=lr)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    raise ValueError(f"make_optimizer: unknown optimizer {name!r}; use sgd, adam or adamw")
+    raise InputError(f"make_optimizer: unknown optimizer {name!r}; use sgd, adam or adamw")
 
 
 def train(
@@ -333,7 +334,7 @@ def train(
             return F.mse_loss(out, F.one_hot(target, n_out).to(out.dtype))
 
     else:
-        raise ValueError(f"train: loss must be 'cross_entropy' or 'mse', got {loss!r}")
+        raise InputError(f"train: loss must be 'cross_entropy' or 'mse', got {loss!r}")
     n = int(x.shape[0])
     gen = torch.Generator().manual_seed(seed)
     perm, pos = None, n
@@ -366,12 +367,7 @@ def torch_threads(n: int = 1):
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover
+        with blas_threads(n):
             yield
-        else:
-            with threadpool_limits(limits=n):
-                yield
     finally:
         torch.set_num_threads(old)

@@ -1,6 +1,15 @@
-"""Pure float64 numpy/scipy geometry of subspaces and flags (no torch). docs/theory.md §1."""
+"""Pure float64 numpy/scipy geometry of subspaces and flags (no torch). docs/theory.md §1.
 
-from ._basis import default_sine_tol, numerical_rank, orthonormal_basis, rank_rtol
+Never imports ``diagnostics``, ``report`` or ``models``: everything above builds on it.
+"""
+
+from ._basis import (
+    default_sine_tol,
+    numerical_rank,
+    orthonormal_basis,
+    rank_from_singular_values,
+    rank_rtol,
+)
 from .angles import (
     intersection_dim,
     overlap_baseline,
@@ -20,9 +29,10 @@ from .flag_position import (
 from .factored import PairProducts, pair_products
 from .flags import flag_intersection_dims, flag_table, relative_position
 from .imbalance import Imbalance, imbalance, imbalance_matrix
-from .pair import PairAlignment, default_k, lost_dims, pair_alignment
 from .partial_flag import Flag
 from .spectral_flag import flag_from_spectrum, spectral_flag, storage_perturbation
+from .nulls import NullEstimate, commutator_null, commutator_null_sq
+from .pair import PairAlignment, assemble_pair, default_k, lost_dims, pair_alignment
 from .svd import TopSubspaces, choose_method, top_subspaces
 
 __all__ = [
@@ -41,11 +51,15 @@ __all__ = [
     "storage_perturbation",
     "subspace_distance",
     "Imbalance",
+    "NullEstimate",
     "PairAlignment",
     "PairProducts",
     "TopSubspaces",
+    "assemble_pair",
     "choose_method",
     "commutator_norm",
+    "commutator_null",
+    "commutator_null_sq",
     "default_k",
     "default_sine_tol",
     "flag_intersection_dims",
@@ -62,6 +76,7 @@ __all__ = [
     "pair_products",
     "principal_angles",
     "principal_cosines_sines",
+    "rank_from_singular_values",
     "rank_rtol",
     "relative_position",
     "subspace_overlap",

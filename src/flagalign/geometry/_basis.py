@@ -6,6 +6,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._arrays import as_float64, input_eps, is_low_precision, is_quantized, storage_error
+from ..errors import InputError
 
 __all__ = ["rank_rtol", "orthonormal_basis", "numerical_rank", "default_sine_tol",
            "rank_from_singular_values", "storage_noise_ratio"]
@@ -108,8 +109,6 @@ def orthonormal_basis(A, *, name: str = "A", rtol: float | None = None) -> np.nd
     if a.shape[1] == 0 or a.shape[0] == 0:
         return np.zeros((a.shape[0], 0))
     if not np.all(np.isfinite(a)):
-        from ..errors import InputError
-
         raise InputError(f"{name}: contains NaN or Inf")
     u, s, _ = sla.svd(a, full_matrices=False, lapack_driver="gesdd")
     r = rank_from_singular_values(s, _rtol_from(a, s, dtype) if rtol is None else rtol)

@@ -7,7 +7,7 @@ import numpy as np
 from .._arrays import as_float64
 from ..errors import ShapeMismatchError
 
-__all__ = ["commutator_norm", "gram_commutator"]
+__all__ = ["commutator_norm", "gram_commutator", "commutator_factored"]
 
 
 def commutator_norm(A, B) -> float:
@@ -49,3 +49,29 @@ def gram_commutator(W, W_next) -> float:
             f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs"
         )
     return commutator_norm(w @ w.T, wn.T @ wn)
+
+
+def commutator_factored(W: np.ndarray, Wn: np.ndarray, g_w: np.ndarray, g_next: np.ndarray) -> float:
+    """Gram commutator ‖AB − BA‖_F / (‖A‖_F‖B‖_F) with A = WWᵀ, B = W'ᵀW' (eq. (10)).
+
+    For symmetric A, B, BA = (AB)ᵀ, so one product C = AB suffices; C is formed as
+    W · ((W'W)ᵀ · W') when n²·i + 2·o·n·i < n³ (n hidden, i = W's inputs, o = W''s outputs) and as
+    A @ B otherwise. Both are exact products (no cancellation), unlike trace identities.
+    """
+    return commutator_and_product(W, Wn, g_w, g_next)[0]
+
+
+def commutator_and_product(W, Wn, g_w, g_next, m=None):
+    """(commutator, M) with M = W'W when the factored order formed it (else ``m`` as given)."""
+    na, nb = np.linalg.norm(g_w), np.linalg.norm(g_next)
+    if na == 0.0 or nb == 0.0:
+        return 0.0, m
+    n, i = W.shape
+    o = Wn.shape[0]
+    if n * n * i + 2 * o * n * i < n**3:
+        if m is None:
+            m = Wn @ W
+        c = W @ (m.T @ Wn)
+    else:
+        c = g_w @ g_next
+    return float(np.linalg.norm(c - c.T) / (na * nb)), m

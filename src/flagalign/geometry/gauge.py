@@ -1,4 +1,4 @@
-"""Hidden-layer symmetry groups and the balanced gauge of one pair (docs/theory.md §6).
+"""Hidden-layer symmetry groups and the balanced gauge of one pair (docs/theory.md §7).
 
 The names of the groups live here (the lowest layer) so that :func:`~.pair.pair_alignment`
 can take ``symmetry=``; :mod:`flagalign.models.symmetry` sets them on every pair of a network

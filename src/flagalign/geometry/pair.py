@@ -1,7 +1,15 @@
-"""Alignment of one adjacent pair on its shared hidden space (docs/theory.md §1.4)."""
+"""Alignment of one adjacent pair on its shared hidden space (docs/theory.md §1.4).
+
+:func:`assemble_pair` is the one place a pair's result is assembled: :func:`pair_alignment`
+(one pair, its own factors), ``flagalign.analyze`` (factors cached per matrix), the training
+tracker and ``flagalign trajectory`` all go through it. A new per-pair metric is one field of
+:class:`PairAlignment`, one line of :func:`assemble_pair` and one entry of
+:meth:`PairAlignment.scalars` (the flat values that become ``pairs.csv`` columns).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -10,19 +18,23 @@ import scipy.linalg as sla
 from .._arrays import as_float64
 from .._validate import check_k, check_seed, check_tol
 from ..errors import InputError, ShapeMismatchError
-from ._basis import default_sine_tol, orthonormal_basis, rank_rtol
-from ._scaling import gram_observables
+from ._basis import default_sine_tol, rank_from_singular_values, rank_rtol
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
+from .commutator import commutator_and_product
 from .flags import flag_table
 from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry, product_spectrum
-from .imbalance import Imbalance
+from .imbalance import Imbalance, imbalance_from_grams
+from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
+from .nulls import commutator_null_rms
+from ._scaling import gram_observables, pow2_scale
+from .gram import _GRAM_SAFE
 from .svd import TopSubspaces, top_subspaces
 
-__all__ = ["PairAlignment", "pair_alignment", "lost_dims", "default_k", "MAX_DEFAULT_K"]
+__all__ = ["PairAlignment", "assemble_pair", "pair_alignment", "lost_dims", "lost_dims_at",
+           "default_k", "MAX_DEFAULT_K"]
 
 #: Upper bound of the default k (eq. (14)).
 MAX_DEFAULT_K = 64
-
 
 def default_k(n: int, rank: int) -> int:
     """Default flag depth k = max(1, min(64, ⌊n/4⌋, rank)) (eq. (14)).
@@ -31,41 +43,6 @@ def default_k(n: int, rank: int) -> int:
     (eq. (4)) stays ≤ ¼ and an overlap carries information; at k = n every pair overlaps fully.
     """
     return max(1, min(MAX_DEFAULT_K, int(n) // 4, int(rank)))
-
-
-def lost_dims(W, W_next, tol: float | None = None) -> int:
-    """dim(col W ∩ ker W_next) = rank W − rank(W_next W) at tolerance (eq. (12)).
-
-    The directions W writes that W_next cannot read. Computed as r − rank(W_next Q) with Q an
-    orthonormal basis of col W (rank r at eq. (3)); a singular value of W_next Q counts when it
-    exceeds ``tol`` · σ₁(W_next) (default: eq. (3)'s relative tolerance of W_next). Invariant under
-    every invertible reparameterization (W, W_next) → (G W, W_next G⁻¹) of the hidden layer.
-    """
-    w, wdt = as_float64(W, name="W")
-    wn, ndt = as_float64(W_next, name="W_next")
-    if w.shape[0] != wn.shape[1]:
-        raise ShapeMismatchError(f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs")
-    return _lost_dims(w, wn, wdt, ndt, tol)
-
-
-def _lost_dims(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str, tol: float | None) -> int:
-    """eq. (12) on float64 arrays, with the rank tolerances of their *stored* dtypes (eq. (3))."""
-    rtol_n = rank_rtol(wn.shape, ndt) if tol is None else tol
-    return lost_dims_at(w, wn, rank_rtol(w.shape, wdt), rtol_n)
-
-
-def lost_dims_at(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float) -> int:
-    """eq. (12) on float64 arrays at explicit relative rank tolerances: r − rank(W_next Q) with Q
-    an orthonormal basis (SVD) of col W at ``rtol_w`` and σ(W_next Q) counted above
-    ``rtol_n``·σ₁(W_next)."""
-    q = orthonormal_basis(w, name="W", rtol=rtol_w)
-    if q.shape[1] == 0:
-        return 0
-    s_next = sla.svdvals(wn)
-    if s_next.size == 0 or s_next[0] == 0.0:
-        return q.shape[1]
-    s = sla.svdvals(wn @ q)
-    return int(q.shape[1] - np.count_nonzero(s > rtol_n * s_next[0]))
 
 
 @dataclass(frozen=True)
@@ -89,6 +66,8 @@ class PairAlignment:
     lost_dims : int         dim(col W ∩ ker W_next) (eq. (12))
     tol : float             sine tolerance used for intersection_dim
     status : str            ``ok``, or why the flag observables are NaN (an all-zero side)
+    commutator_null : float  Haar null c⁰ = √(E c²) of the commutator (eq. (50)); NaN when not
+                            computed
     symmetry : str          the hidden layer's group (eq. (70)); ``unknown`` when not given
     gauge : str             ``stored`` (the weights as given) or ``balanced`` (eqs. (73)–(74))
     gauge_dependent : bool  True when angles, overlap, intersection_dim, flag_table and
@@ -114,11 +93,113 @@ class PairAlignment:
     lost_dims: int
     tol: float
     status: str = "ok"
+    commutator_null: float = math.nan
     symmetry: str = "unknown"
     gauge: str = "stored"
     gauge_dependent: bool = True
     product_sv: np.ndarray = field(default_factory=lambda: np.zeros(0))
     product_rank: int = -1
+
+    @property
+    def commutator_ratio(self) -> float:
+        """commutator / c⁰ (eq. (50)): ≈ 1 at chance, 0 for a shared eigenbasis; NaN if c⁰ = 0."""
+        c0 = self.commutator_null
+        return self.commutator / c0 if c0 and not math.isnan(c0) else math.nan
+
+    def scalars(self) -> dict:
+        """The flat per-pair numbers, keyed by their ``pairs.csv`` column (docs/schema.md)."""
+        ang = np.degrees(np.asarray(self.angles, dtype=np.float64))
+        imb = self.imbalance
+        # relative parts share eq. (11)'s denominator ‖W̃W̃ᵀ‖ + ‖W'ᵀW'‖ = full / relative; a
+        # balanced pair (D = 0) has diag = offdiag = 0 exactly
+        if imb.full == 0.0:
+            denom = math.inf
+        else:
+            denom = imb.full / imb.relative if imb.relative and np.isfinite(imb.relative) else math.nan
+        ok = bool(denom) and not math.isnan(denom)
+        return {
+            "k": int(self.k),
+            "overlap": float(self.overlap),
+            "baseline": float(self.baseline),
+            "overlap_ratio": float(self.overlap_ratio),
+            "angle_min_deg": float(ang.min()) if ang.size else math.nan,
+            "angle_median_deg": float(np.median(ang)) if ang.size else math.nan,
+            "angle_max_deg": float(ang.max()) if ang.size else math.nan,
+            "intersection_dim": int(self.intersection_dim),
+            "lost_dims": int(self.lost_dims),
+            "commutator": float(self.commutator),
+            "commutator_null": float(self.commutator_null),
+            "commutator_ratio": float(self.commutator_ratio),
+            "imbalance": float(imb.relative),
+            "imbalance_diag": float(imb.diag / denom) if ok else math.nan,
+            "imbalance_offdiag": float(imb.offdiag / denom) if ok else math.nan,
+            "imbalance_abs": float(imb.full),
+            "method": str(self.method),
+        }
+
+
+def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol_n: float,
+                  bias=None, rank_next: int | None = None) -> PairAlignment:
+    """The one pair assembler: :class:`PairAlignment` of (W, W') at flag depth ``k`` from factors.
+
+    Parameters
+    ----------
+    W, Wn : ndarray
+        float64 writer (n, i) and reader (o, n), finite.
+    left, right : TopSubspaces or GramFactors
+        Factors of W (its U; a full thin SVD or one-sided factors give an exact lost_dims
+        without a further SVD) and of W' (its V, at least k triplets).
+    k : int
+        Flag depth (≤ both ranks).
+    tol : float
+        Sine tolerance of intersection_dim (eq. (5)).
+    rtol_w, rtol_n : float
+        Relative rank tolerances of eq. (3) for W and W' (their stored dtypes').
+    bias : ndarray, optional
+        W's output bias (W̃ = [W, b] in D, eq. (11)).
+    rank_next : int, optional
+        rank W' at ``rtol_n`` when the caller knows it exactly (``right`` may be truncated).
+    """
+    n = W.shape[0]
+    u, v = left.U[:, :k], right.V[:, :k]
+    cos, sin = _cos_sin_orthonormal(u, v)
+    overlap = float(np.sum(cos**2) / k)
+    baseline = overlap_baseline(k, k, n)
+    method = "randomized" if "randomized" in (left.method, right.method) else "exact"
+    if _grams_representable(W, Wn, bias):
+        # reuse a factor's Gram when it is the one needed (bit-identical: the same product)
+        g_w = left.gram if getattr(left, "gram_side", None) == "out" else W @ W.T
+        g_next = right.gram if getattr(right, "gram_side", None) == "in" else Wn.T @ Wn
+        g_in = g_w if bias is None else g_w + np.outer(bias, bias)
+        commutator, m = commutator_and_product(W, Wn, g_w, g_next)
+        imb = imbalance_from_grams(g_in, g_next)
+    else:  # entries near float64's range: eqs. (10), (11) from exactly (power-of-two) scaled weights
+        commutator, imb = gram_observables(W, Wn, bias)
+        m = None
+        sw, sn = W / pow2_scale(W), Wn / pow2_scale(Wn)
+        g_w, g_next = sw @ sw.T, sn.T @ sn
+    return PairAlignment(
+        n=n,
+        k=k,
+        method=method,
+        angles=_angles_from(cos, sin),
+        overlap=overlap,
+        baseline=baseline,
+        overlap_ratio=overlap / baseline,
+        intersection_dim=int(np.count_nonzero(sin <= tol)),
+        flag_table=flag_table(u, v),
+        commutator=commutator,
+        imbalance=imb,
+        lost_dims=lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
+        tol=float(tol),
+        commutator_null=commutator_null_rms(g_w, g_next),
+    )
+
+
+def _grams_representable(W, Wn, bias) -> bool:
+    arrays = (W, Wn) if bias is None else (W, Wn, bias)
+    m = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+    return m < _GRAM_SAFE
 
 
 def pair_alignment(
@@ -177,11 +258,9 @@ def pair_alignment(
     k = None if k is None else check_k(k)
     tol = None if tol is None else check_tol(tol)
     seed = check_seed(seed)
+    symmetry, gauge = check_symmetry(symmetry), check_gauge(gauge)
     if not np.any(w) or not np.any(wn):
-        return _with_symmetry(_zero_pair(w, wn, wdt, ndt, tol, bias), check_symmetry(symmetry),
-                              check_gauge(gauge))
-    symmetry = check_symmetry(symmetry)
-    gauge = check_gauge(gauge)
+        return _with_symmetry(_zero_pair(w, wn, wdt, ndt, tol, bias), symmetry, gauge, w, wn, wdt, ndt)
     if gauge == "balanced":
         if symmetry == "unknown":
             raise InputError("gauge='balanced' needs the pair's symmetry (symmetry=...); it is unknown")
@@ -203,43 +282,24 @@ def pair_alignment(
         left = top_subspaces(w, k, method=method, seed=seed)
     if right is None or right.V.shape[1] < k:
         right = top_subspaces(wn, k, method=method, seed=seed)
-    u, v = left.U[:, :k], right.V[:, :k]
-    cos, sin = _cos_sin_orthonormal(u, v)
-    overlap = float(np.sum(cos**2) / k)
-    baseline = overlap_baseline(k, k, n)
-    methods = {left.method, right.method}
-    commutator, imb = gram_observables(w, wn, bias)
-    return PairAlignment(
-        n=n,
-        k=k,
-        method="randomized" if "randomized" in methods else "exact",
-        angles=_angles_from(cos, sin),
-        overlap=overlap,
-        baseline=baseline,
-        overlap_ratio=overlap / baseline,
-        intersection_dim=int(np.count_nonzero(sin <= tol)),
-        flag_table=flag_table(u, v),
-        commutator=commutator,
-        imbalance=imb,
-        lost_dims=_lost_dims(w, wn, wdt, ndt, None),
-        tol=float(tol),
-        symmetry=symmetry,
-        gauge=gauge or "stored",
-        gauge_dependent=angles_gauge_dependent(symmetry, gauge),
-        **(_product_spectrum(w, wn, wdt, ndt) if symmetry == GL else {}),
-    )
+    b = None
+    if bias is not None:
+        b, _ = as_float64(bias, name="bias", ndim=1)
+        if b.shape[0] != n:
+            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+    pa = assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
+                       rtol_n=rank_rtol(wn.shape, ndt), bias=b)
+    return _with_symmetry(pa, symmetry, gauge, w, wn, wdt, ndt)
 
 
-def _with_symmetry(pa: PairAlignment, symmetry: str, gauge: str | None) -> PairAlignment:
-    """``pa`` with the symmetry fields of eq. (75) set (for the early all-zero return)."""
+def _with_symmetry(pa: PairAlignment, symmetry: str, gauge, w, wn, wdt: str, ndt: str) -> PairAlignment:
+    """``pa`` with the symmetry fields of eqs. (75)–(76) set (the product spectrum for GL pairs)."""
+    extra = {}
+    if symmetry == GL:
+        sv, rank = product_spectrum(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt))
+        extra = {"product_sv": sv, "product_rank": rank}
     return replace(pa, symmetry=symmetry, gauge=gauge or "stored",
-                   gauge_dependent=angles_gauge_dependent(symmetry, gauge))
-
-
-def _product_spectrum(w: np.ndarray, wn: np.ndarray, wdt: str, ndt: str) -> dict:
-    """``product_sv`` / ``product_rank`` fields (eq. (76)) at the stored dtypes' tolerances."""
-    sv, rank = product_spectrum(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt))
-    return {"product_sv": sv, "product_rank": rank}
+                   gauge_dependent=angles_gauge_dependent(symmetry, gauge), **extra)
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
@@ -247,11 +307,10 @@ def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:
     that already drops below the tolerance), else from the singular values of ``a``."""
     rtol = rank_rtol(a.shape, dtype)
     if factors is not None and factors.s.size and factors.s[0] > 0:
-        r = int(np.count_nonzero(factors.s > rtol * factors.s[0]))
+        r = rank_from_singular_values(factors.s, rtol)
         if r < factors.s.size or factors.s.size == min(a.shape):
             return r
-    s = sla.svdvals(a)
-    return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0
+    return rank_from_singular_values(sla.svdvals(a), rtol)
 
 
 def _zero_pair(w, wn, wdt, ndt, tol, bias) -> PairAlignment:
@@ -274,7 +333,7 @@ def _zero_pair(w, wn, wdt, ndt, tol, bias) -> PairAlignment:
         flag_table=np.zeros((1, 1)),
         commutator=commutator,
         imbalance=imb,
-        lost_dims=_lost_dims(w, wn, wdt, ndt, None),
+        lost_dims=lost_dims_at(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt)),
         tol=float(tol),
         status=f"{side} is all zeros: no flag to compare",
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["haar_orthogonal", "haar_stiefel"]
 
 
@@ -27,7 +29,7 @@ def haar_stiefel(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
         Source of randomness (the caller's seeding is kept).
     """
     if not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n, got n={n}, k={k}")
+        raise InputError(f"need 0 <= k <= n, got n={n}, k={k}")
     q, r = np.linalg.qr(rng.standard_normal((n, k)))
     return q * np.sign(np.diag(r))
 

@@ -11,7 +11,7 @@ from .._arrays import as_float64
 from .._validate import is_int
 from ..errors import InputError
 
-__all__ = ["TopSubspaces", "top_subspaces", "choose_method", "EXACT_MAX_ENTRIES"]
+__all__ = ["TopSubspaces", "top_subspaces", "choose_method", "EXACT_MAX_ENTRIES", "METHODS"]
 
 #: ``method="auto"`` uses the exact SVD for matrices with at most this many entries (a 2048×2048
 #: matrix: ~1 s with one BLAS thread) or when k ≥ min(shape)/4, and the randomized method above.
@@ -23,25 +23,61 @@ OVERSAMPLE = 10
 POWER_ITERATIONS = 4
 
 
-class TopSubspaces(NamedTuple):
-    """Top-k singular triplets of W = U diag(s) Vᵀ + (rest).
+class _Triplets(NamedTuple):
+    U: np.ndarray
+    s: np.ndarray
+    V: np.ndarray
+
+
+class TopSubspaces(_Triplets):
+    """Top-k singular triplets of W = U diag(s) Vᵀ + (rest), unpackable as ``U, s, V = ...``
+    like :func:`numpy.linalg.svd`.
 
     U : (out, k) left singular vectors (the output flag, by decreasing s)
     s : (k,) singular values, descending
     V : (in, k) right singular vectors (the input flag)
-    method : the method actually used, ``"exact"`` or ``"randomized"``
+    method : attribute, the method actually used, ``"exact"`` or ``"randomized"``
     """
 
-    U: np.ndarray
-    s: np.ndarray
-    V: np.ndarray
-    method: str
+    def __new__(cls, U, s, V, method: str = "exact"):
+        self = super().__new__(cls, U, s, V)
+        self.method = method
+        return self
+
+    def _replace(self, **kw):
+        method = kw.pop("method", self.method)
+        return TopSubspaces(*_Triplets._replace(self, **kw), method=method)
+
+    def __reduce__(self):  # picklable with its method (worker processes)
+        return (TopSubspaces, (self.U, self.s, self.V, self.method))
+
+    def __repr__(self) -> str:
+        return (f"TopSubspaces(U{tuple(self.U.shape)}, s{tuple(self.s.shape)}, "
+                f"V{tuple(self.V.shape)}, method={self.method!r})")
 
 
-def choose_method(shape: tuple[int, int], k: int) -> str:
-    """The rule behind ``method="auto"`` (eq. (13))."""
-    m, n = shape
-    if m * n <= EXACT_MAX_ENTRIES or 4 * k >= min(m, n):
+METHODS = ("auto", "exact", "randomized")
+
+
+def choose_method(shape: tuple[int, int], method: str = "auto", k: int = 64) -> str:
+    """The SVD method used for a matrix of ``shape`` when up to ``k`` triplets are needed (eq. (13)).
+
+    ``auto``: exact LAPACK SVD when the matrix has at most :data:`EXACT_MAX_ENTRIES` = 2048²
+    entries (≈ 1 s on one core) or k ≥ min(shape)/4, randomized top-k above (every 384×1536 /
+    576×1536 transformer matrix and every head slice is exact; vocabulary embeddings are
+    randomized). ``exact`` and ``randomized`` are returned as is.
+
+    Raises
+    ------
+    InputError
+        If ``method`` is not one of :data:`METHODS`.
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method != "auto":
+        return method
+    m, n = int(shape[0]), int(shape[1])
+    if m * n <= EXACT_MAX_ENTRIES or 4 * max(1, int(k)) >= min(m, n):
         return "exact"
     return "randomized"
 
@@ -77,7 +113,8 @@ def top_subspaces(W, k: int, method: str = "exact", seed: int = 0) -> TopSubspac
     Returns
     -------
     TopSubspaces
-        (U, s, V, method) with U (out, k), s (k,) descending, V (in, k).
+        ``U, s, V`` with U (out, k), s (k,) descending, V (in, k); ``.method`` says which
+        method was used.
     """
     a, _ = as_float64(W, name="W")
     r = min(a.shape)
@@ -87,7 +124,7 @@ def top_subspaces(W, k: int, method: str = "exact", seed: int = 0) -> TopSubspac
         raise InputError("W contains NaN or Inf")
     k = int(k)
     if method == "auto":
-        method = choose_method(a.shape, k)
+        method = choose_method(a.shape, "auto", k)
     if method == "exact":
         u, s, vt = sla.svd(a, full_matrices=False, lapack_driver="gesdd")
         return TopSubspaces(u[:, :k], s[:k], vt[:k].T, "exact")

@@ -5,4 +5,10 @@
 
 Import the submodule you need; importing this package (or :mod:`flagalign`) imports neither
 torch, Lightning nor transformers.
+
+Both send every record to the framework's loggers under the names of :func:`metric_key`.
 """
+
+from ._metrics import metric_key
+
+__all__ = ["metric_key"]

@@ -18,7 +18,7 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import Mapping
 
-from .network import MatrixInfo, Pair
+# MatrixInfo and Pair (models/network.py, which imports this module) appear in annotations only.
 
 __all__ = ["layer_of", "assign_depths"]
 

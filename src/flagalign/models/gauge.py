@@ -1,4 +1,4 @@
-"""The balanced gauge of a whole network (docs/theory.md §6, eqs. (73)–(75)).
+"""The balanced gauge of a whole network (docs/theory.md §7, eqs. (73)–(75)).
 
 :func:`balanced_network` moves a :class:`~.network.Network` to the canonical representative of
 its orbit under the hidden-layer symmetries it knows (``Pair.symmetry``), acting on every hidden

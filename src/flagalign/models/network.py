@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import InputError
+from .depth import assign_depths
 
 __all__ = ["MatrixInfo", "Pair", "AttentionLayer", "Network"]
 
@@ -133,8 +134,6 @@ class Network:
     """{matrix: explainer} for matrices that a folded zero gain can make all zeros."""
 
     def __post_init__(self) -> None:
-        from .depth import assign_depths
-
         self.pairs = assign_depths(self.matrices, self.pairs)
 
     # -- data access -------------------------------------------------------------------------

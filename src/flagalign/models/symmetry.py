@@ -1,4 +1,4 @@
-"""Hidden-layer symmetry groups of adjacent pairs (docs/theory.md §6, eqs. (70)–(74)).
+"""Hidden-layer symmetry groups of adjacent pairs (docs/theory.md §7, eqs. (70)–(74)).
 
 Every :class:`~flagalign.models.network.Pair` carries ``symmetry``: the group of hidden
 reparameterizations (W, W_next) → (G W, W_next G⁻¹) of its shared hidden space that leave the

@@ -30,45 +30,22 @@ Built-in orders: 20 overlap vs depth, 30 principal angles, 40 flag tables,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from html import escape
 
+from . import sections as _builtin  # noqa: F401 - registers the built-in sections
 from .html import figure, page, table
+from .registry import SECTIONS, Section, register_section
 
 __all__ = ["Section", "SECTIONS", "register_section", "render_html", "figure", "table"]
 
 
-@dataclass(frozen=True)
-class Section:
-    """One part of the report: ``render(analysis)`` returns HTML (a fragment) or None."""
-
-    key: str
-    title: str
-    render: Callable[[object], "str | None"]
-    order: int = 100
-
-
-#: Registered sections by key (a later registration with the same key replaces the earlier).
-SECTIONS: dict[str, Section] = {}
-
-
-def register_section(section: Section) -> Section:
-    """Add (or replace, by ``key``) a report section."""
-    SECTIONS[section.key] = section
-    return section
-
-
 def render_html(analysis) -> str:
     """The whole report as one HTML string."""
-    from . import sections as _builtin  # noqa: F401 - registers the built-in sections
-
     parts = []
     for sec in sorted(SECTIONS.values(), key=lambda s: (s.order, s.key)):
         try:
             body = sec.render(analysis)
         except Exception as exc:  # noqa: BLE001 - one broken section must not lose the report
-            from html import escape
-
             body = f'<p class="bad">section failed: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
         if body:
             parts.append((sec, body))

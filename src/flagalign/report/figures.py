@@ -1,16 +1,17 @@
-"""The report's figures (matplotlib, Agg backend), each a function ``Analysis -> Figure | None``.
+"""The report's figures, each a function ``Analysis -> matplotlib.figure.Figure | None``.
 
-None means "nothing to draw" (e.g. no ok pair). :func:`to_data_uri` turns a figure into an
-embeddable PNG so the HTML report needs no other file and no network.
+Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state, no backend
+switch); None means "nothing to draw" (e.g. no ok pair). :func:`flagalign.report.html.to_data_uri`
+turns one into an embeddable PNG so the report needs no other file and no network.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import textwrap
 
 import numpy as np
+
+from .html import short_pair, to_data_uri
 
 __all__ = [
     "overlap_vs_depth",
@@ -24,13 +25,11 @@ __all__ = [
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize):
+    """A pyplot-free Figure (its own Agg canvas when saved)."""
+    from matplotlib.figure import Figure  # deferred: matplotlib is heavy, only the report needs it
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def kind_colors(kinds) -> dict:
@@ -44,18 +43,9 @@ def _ok(analysis):
 
 
 def _integer_ticks(axis) -> None:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # deferred: matplotlib (heavy)
 
     axis.set_major_locator(MaxNLocator(integer=True))
-
-
-def to_data_uri(fig, dpi: int = 100) -> str:
-    """PNG ``data:`` URI of a figure (the figure is closed)."""
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def overlap_vs_depth(analysis):
@@ -64,10 +54,10 @@ def overlap_vs_depth(analysis):
     ok = _ok(analysis)
     if ok.empty:
         return None
-    plt = _plt()
     kinds = list(dict.fromkeys(ok["kind"]))
     colors = kind_colors(analysis.pairs["kind"].unique())
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds) + 0.6, 3.4), squeeze=False)
+    fig = _figure((4.2 * len(kinds) + 0.6, 3.4))
+    axes = fig.subplots(1, len(kinds), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         g = ok[ok["kind"] == kind].sort_values("depth")
         c = colors[kind]
@@ -93,9 +83,9 @@ def angle_heatmaps(analysis, max_rows: int = 400):
     ok = _ok(analysis)
     if ok.empty or not analysis.angles:
         return None
-    plt = _plt()
     kinds = list(dict.fromkeys(ok["kind"]))
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds) + 1.2, 4.2), squeeze=False)
+    fig = _figure((4.2 * len(kinds) + 1.2, 4.2))
+    axes = fig.subplots(1, len(kinds), squeeze=False)
     im = None
     for ax, kind in zip(axes[0], kinds):
         g = ok[ok["kind"] == kind].sort_values(["depth", "pair"])
@@ -125,31 +115,29 @@ def flag_heatmaps(analysis, pairs=None):
     pair), normalised as T[i, j] / min(i, j) — the fraction of the smaller flag subspace that
     lies in the other (1 = nested, ≈ max(i, j)/n for random subspaces)."""
     ok = _ok(analysis)
-    if ok.empty or not analysis.flags:
+    if ok.empty or not analysis.flag_tables:
         return None
     if pairs is None:
-        ranked = ok[ok["pair"].isin(list(analysis.flags))].sort_values(
+        ranked = ok[ok["pair"].isin(list(analysis.flag_tables))].sort_values(
             "overlap_ratio", ascending=False
         )
         pairs = list(dict.fromkeys([ranked["pair"].iloc[0], ranked["pair"].iloc[-1]]))
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs) + 0.8, 4.2), squeeze=False)
+    fig = _figure((4.6 * len(pairs) + 0.8, 4.2))
+    axes = fig.subplots(1, len(pairs), squeeze=False)
     im = None
     for ax, name in zip(axes[0], pairs):
-        t = np.asarray(analysis.flags[name], dtype=np.float64)
+        t = np.asarray(analysis.flag_tables[name], dtype=np.float64)
         i = np.arange(t.shape[0])[:, None]
         j = np.arange(t.shape[1])[None, :]
         norm = np.minimum(i, j).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where(norm > 0, t / np.where(norm > 0, norm, 1), np.nan)
-        from matplotlib.colors import PowerNorm
+        from matplotlib.colors import PowerNorm  # deferred: matplotlib (heavy)
 
         im = ax.imshow(frac[1:, 1:], origin="lower", cmap="magma",
                        norm=PowerNorm(gamma=0.5, vmin=0, vmax=1),
                        extent=(0.5, t.shape[1] - 0.5, 0.5, t.shape[0] - 0.5))
         row = ok[ok["pair"] == name].iloc[0]
-        from .html import short_pair
-
         label = "\n".join(textwrap.wrap(short_pair(row["left"], row["right"]), 48))
         ax.set_title(f"{label}\noverlap/baseline = {row['overlap_ratio']:.2f}", fontsize=8.5)
         ax.set_xlabel("j  (top-j input flag of the reader)")
@@ -165,9 +153,9 @@ def commutator_imbalance_vs_depth(analysis):
     ok = _ok(analysis)
     if ok.empty:
         return None
-    plt = _plt()
     colors = kind_colors(analysis.pairs["kind"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = _figure((11, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, col, label in (
         (axes[0], "commutator", "Gram commutator  ‖[WWᵀ, W'ᵀW']‖/(‖·‖‖·‖)"),
         (axes[1], "imbalance", "relative imbalance  ‖D‖_F / (‖W̃W̃ᵀ‖+‖W'ᵀW'‖)"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..diagnostics.heads import Composition
+from ..errors import InputError
 
 __all__ = [
     "heatmaps_figure",
@@ -23,6 +24,7 @@ __all__ = [
     "save_overlap_figures",
     "save_composition_figure",
     "save_figures",
+    "figure",
 ]
 
 
@@ -143,3 +145,21 @@ def save_figures(result, out_dir, **options) -> list[Path]:
     if isinstance(result, Composition):
         return save_composition_figure(result, out_dir, **options)
     return save_overlap_figures(result, out_dir, **options)
+
+
+def figure(result, kind: str | None = None, *, max_layers: int = 36):
+    """The figure ``HeadOverlap.plot`` / ``Composition.plot`` return (and ``_repr_html_`` shows).
+
+    ``kind`` for a ``HeadOverlap``: ``"redundancy"`` (default, :func:`redundancy_figure`) or
+    ``"heatmaps"`` (:func:`heatmaps_figure`); a ``Composition`` has one figure
+    (:func:`composition_figure`, None without a layer pair).
+    """
+    if isinstance(result, Composition):
+        if kind not in (None, "composition"):
+            raise InputError(f"a Composition has one figure, 'composition'; got kind={kind!r}")
+        return composition_figure(result)
+    if kind in (None, "redundancy"):
+        return redundancy_figure(result)
+    if kind == "heatmaps":
+        return heatmaps_figure(result, max_layers)
+    raise InputError(f"kind must be 'redundancy' or 'heatmaps'; got {kind!r}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from html import escape
 
-from . import Section, figure, register_section, table
+from .html import figure, table
 from .heads_figures import heatmaps_figure, redundancy_figure
+from .registry import Section, register_section
 
 __all__ = ["heads_section_html"]
 

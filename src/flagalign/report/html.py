@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import numbers
+import sys
 from html import escape
 
-__all__ = ["page", "figure", "table", "fmt", "short_pair"]
+__all__ = ["page", "figure", "table", "fmt", "short_pair", "to_data_uri"]
 
 
 def short_pair(left: str, right: str) -> str:
@@ -53,7 +56,7 @@ def fmt(v) -> str:
     if v is None:
         return ""
     try:
-        import pandas as pd
+        import pandas as pd  # deferred: keeps this module importable without pandas
 
         if v is pd.NA:
             return ""
@@ -68,12 +71,20 @@ def fmt(v) -> str:
     return str(v)
 
 
+def to_data_uri(fig, dpi: int = 100) -> str:
+    """PNG ``data:`` URI of a matplotlib figure (a pyplot figure is closed afterwards)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt = sys.modules.get("matplotlib.pyplot")  # close only if the caller used pyplot
+    if plt is not None:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def figure(fig, caption: str = "", alt: str = "figure") -> str:
     """An embedded (data-URI PNG) figure with caption; "" when ``fig`` is None."""
     if fig is None:
         return ""
-    from .figures import to_data_uri
-
     return (
         f'<figure><img alt="{escape(alt)}" src="{to_data_uri(fig)}">'
         f"<figcaption>{caption}</figcaption></figure>"

@@ -6,7 +6,7 @@ from html import escape
 
 import pandas as pd
 
-from . import SECTIONS, Section
+from .registry import SECTIONS, Section
 from . import figures as F
 from .html import figure, short_pair, table
 from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section

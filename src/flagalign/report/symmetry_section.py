@@ -1,4 +1,4 @@
-"""Report section "Symmetry, gauge and verdicts" (docs/theory.md §6, eqs. (70)–(79)).
+"""Report section "Symmetry, gauge and verdicts" (docs/theory.md §7, eqs. (70)–(79)).
 
 Per kind and symmetry group: how many pairs, how many have gauge-dependent angle-type numbers
 in the gauge the run measured, and the verdict counts of the three scores against their nulls.

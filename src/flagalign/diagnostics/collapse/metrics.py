@@ -14,7 +14,12 @@ import numpy as np
 
 from ..._arrays import as_float64
 from ...errors import InputError, ShapeMismatchError
-from ...geometry import commutator_norm, overlap_baseline, principal_angles
+from ...geometry import (
+    commutator_norm,
+    overlap_baseline,
+    principal_angles,
+    rank_from_singular_values,
+)
 from .accumulator import Accumulator
 
 __all__ = [
@@ -62,7 +67,7 @@ def _svd_rank(M: np.ndarray, scale: float = 0.0) -> tuple[np.ndarray, np.ndarray
     _, s, vt = np.linalg.svd(M, full_matrices=False)
     if s.size == 0 or s[0] == 0.0:
         return s, vt, 0
-    r = int(np.sum(s > max(M.shape) * _EPS * max(s[0], scale)))
+    r = rank_from_singular_values(s, max(M.shape) * _EPS, scale=max(s[0], scale))
     return s, vt, min(r, M.shape[0] - 1)
 
 

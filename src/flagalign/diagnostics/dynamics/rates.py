@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import InputError
+
 __all__ = [
     "Prediction",
     "RateFit",
@@ -104,16 +106,16 @@ def law_rate(lr: float, weight_decay: float, momentum: float = 0.0, *, limit: st
 
     Raises
     ------
-    ValueError
+    InputError
         ηλ outside (0, 1) or β outside [0, 1).
     """
     eta, lam, beta = float(lr), float(weight_decay), float(momentum)
     if not (0.0 <= beta < 1.0):
-        raise ValueError(f"momentum must be in [0, 1), got {beta}")
+        raise InputError(f"momentum must be in [0, 1), got {beta}")
     if not (0.0 < eta * lam < 1.0):
-        raise ValueError(f"lr*weight_decay must be in (0, 1), got {eta * lam}")
+        raise InputError(f"lr*weight_decay must be in (0, 1), got {eta * lam}")
     if limit not in ("stationary", "decay-only"):
-        raise ValueError(f"limit must be 'stationary' or 'decay-only', got {limit!r}")
+        raise InputError(f"limit must be 'stationary' or 'decay-only', got {limit!r}")
     curv, power = (2.0, 1.0) if limit == "stationary" else (1.0, 2.0)
     b = 1.0 + beta - curv * eta * lam
     if beta == 0.0:
@@ -299,7 +301,7 @@ def fit_rate(steps, values, *, start=None, stop=None, tail: float = 0.5, floor=N
     s = np.asarray(steps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if s.shape != v.shape:
-        raise ValueError(f"steps and values differ in length: {s.shape} vs {v.shape}")
+        raise InputError(f"steps and values differ in length: {s.shape} vs {v.shape}")
     ok = np.isfinite(v) & (v > 0) & np.isfinite(s)
     if floor is not None:
         ok &= v > np.asarray(floor, dtype=np.float64)

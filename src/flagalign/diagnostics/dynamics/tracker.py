@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 
 from ..._arrays import input_eps
+from ..._threads import blas_threads
 from ...errors import InputError
 from .log import JsonlLog
 from .metrics import METRICS, pair_metrics, rate_table
@@ -135,10 +136,20 @@ class AlignmentTracker:
         Record step 0 at construction (the initial imbalance D_0).
     method : str
         Top-k factor method (eq. (13)); ``"auto"`` picks randomized for large matrices.
+    threads : int or None
+        BLAS threads while measuring (default 1: many small factorizations run faster on one
+        thread than on a pool shared with the training loop; None: the BLAS default). Only the
+        tracker's own work is limited; training runs with its usual threads.
+
+    Attributes
+    ----------
+    last_record : tuple or None
+        ``(step, {pair: {metric: value}})`` of the latest record (what loggers forward).
     """
 
     def __init__(self, model, every: int = 1, k: int | None = None, pairs=None, optimizer=None,
-                 log=None, *, record_initial: bool = True, method: str = "auto", fsync: bool = True):  # fmt: skip
+                 log=None, *, record_initial: bool = True, method: str = "auto", fsync: bool = True,
+                 threads: int | None = 1):  # fmt: skip
         if not hasattr(model, "named_modules"):
             raise InputError("AlignmentTracker: model must be a torch.nn.Module")
         if int(every) < 1:
@@ -148,6 +159,8 @@ class AlignmentTracker:
         self.k = k
         self.method = method
         self.optimizer = optimizer
+        self.threads = threads
+        self.last_record: tuple[int, dict[str, dict[str, float]]] | None = None
         self._modules = dict(model.named_modules())
         self.pairs = self._resolve_pairs(pairs)
         if not self.pairs:
@@ -241,17 +254,19 @@ class AlignmentTracker:
         """Measure every pair now (regardless of ``every``) and append to history and log."""
         step = self._t if step is None else int(step)
         values: dict[str, dict[str, float]] = {}
-        for p in self.pairs:
-            left, right = self._modules[p.left], self._modules[p.right]
-            bias = getattr(left, "bias", None)
-            vals, k = pair_metrics(
-                left.weight, right.weight, None if bias is None else bias, k=self._k[p.name],
-                method=self.method,
-            )  # fmt: skip
-            self._k[p.name] = k
-            values[p.name] = vals
-            self._rows.extend((step, p.name, m, float(vals[m])) for m in METRICS)
+        with blas_threads(self.threads):  # many tiny QR/SVDs: a BLAS pool only synchronises
+            for p in self.pairs:
+                left, right = self._modules[p.left], self._modules[p.right]
+                bias = getattr(left, "bias", None)
+                vals, k = pair_metrics(
+                    left.weight, right.weight, None if bias is None else bias, k=self._k[p.name],
+                    method=self.method,
+                )  # fmt: skip
+                self._k[p.name] = k
+                values[p.name] = vals
+                self._rows.extend((step, p.name, m, float(vals[m])) for m in METRICS)
         self._last_recorded = step
+        self.last_record = (step, values)
         if self._log is not None:
             self._log.append(step, values, k={p.name: self._k[p.name] for p in self.pairs})
         return values
@@ -293,7 +308,11 @@ class AlignmentTracker:
         """
         preds = {p.name: self.prediction(p.name) for p in self.pairs}
         acts = {p.name: p.activation for p in self.pairs}
-        return rate_table(self.history, preds, acts, eps=self._eps(), start=start, stop=stop, tail=tail)
+        from .fit_table import RateTable  # a DataFrame with plot() and a notebook view
+
+        history = self.history
+        table = rate_table(history, preds, acts, eps=self._eps(), start=start, stop=stop, tail=tail)
+        return RateTable.of(table, history)
 
     def close(self) -> None:
         """Close the log (records already written are safe either way); with a ``.parquet``

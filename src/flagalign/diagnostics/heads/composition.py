@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..._threads import blas_threads
 from ...errors import InputError
 from ...models.network import AttentionLayer, Network
+from .._figures import draw, html_card, spread
 from ._figure_writers import write_figures
 from .bases import as_network, head_slices
 from .controls import seeded_rotation
@@ -141,6 +141,28 @@ class Composition:
             raise InputError(f"no composition scores for layers {src_layer} -> {dst_layer}")
         return s.pivot(index="dst_head", columns="src_head", values="score").to_numpy()
 
+    def __repr__(self) -> str:
+        return (f"Composition({self.network!r}, kind={self.kind!r}, "
+                f"layer_pairs={len(self.layers)}, mean/baseline {spread(self.layers['ratio'])})")
+
+    def plot(self):
+        """A :class:`matplotlib.figure.Figure` (no pyplot state): mean score / Gaussian baseline
+        per (source, target) layer pair (eqs. (48), (49)); drawn by
+        :mod:`flagalign.report.heads_figures`."""
+        if self.layers.empty:
+            raise InputError(f"{self.network}: no layer pair to plot")
+        return draw("heads", self)
+
+    def _repr_html_(self) -> str:
+        """Notebook view: summary, per-layer-pair table, the composition heatmap (inline PNG)."""
+        t = self.layers[[c for c in ("src_layer", "dst_layer", "mean", "max", "baseline_mean",
+                                     "ratio", "frac_above_3sd") if c in self.layers]]
+        return html_card(
+            f"Composition — {self.network}",
+            f"{self.kind}-composition, {len(self.layers)} layer pairs, {len(self.scores)} head "
+            f"pairs; mean score / baseline {spread(self.layers['ratio'])}",
+            t, None if self.layers.empty else self.plot())
+
     def save(self, out_dir, *, figures: bool = True) -> list[Path]:
         """Write ``composition_{kind}.csv``, ``composition_{kind}_layers.csv`` and a heatmap of
         mean score / baseline per layer pair."""
@@ -214,8 +236,11 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
     blocks.append(cur)
     rows, lrows, base = [], [], {}
     total = sum(len(atts) - 1 - blk[0] for blk in blocks)
+    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=total, desc=f"composition[{kind}]", file=sys.stderr, leave=False,
-               disable=quiet or not sys.stderr.isatty())
+               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
     for blk in blocks:
         srcs = {i: _source(network, atts[i]) for i in blk}
         nulls = {i: _Source(_rotation(atts[i], seed) @ srcs[i].Wo, srcs[i].Rv, srcs[i].norm)

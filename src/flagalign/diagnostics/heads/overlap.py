@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..._threads import blas_threads
 from ...errors import InputError
 from ..._validate import check_seed
 from ...geometry.angles import overlap_baseline
 from ...models.network import Network
+from .._figures import draw, html_card, spread
 from ._figure_writers import write_figures
 from .bases import SUBSPACES, as_network, layer_head_bases, shared_mask
 from .controls import mixed_heads, random_init
@@ -90,6 +90,31 @@ class HeadOverlap:
             for i, j in zip(iu, ju):
                 rows.append((layer, int(i), int(j), float(M[i, j]), bool(sh[i, j])))
         return pd.DataFrame(rows, columns=["layer", "head_a", "head_b", "overlap", "shared"])
+
+    def __repr__(self) -> str:
+        r = self.layers["ratio"] if len(self.layers) else pd.Series(dtype=float)
+        ctrl = f", control={self.control_kind!r}" if self.control is not None else ""
+        return (f"HeadOverlap({self.network!r}, subspace={self.subspace!r}, "
+                f"layers={len(self.layers)}, overlap/baseline {spread(r)}{ctrl})")
+
+    def plot(self, kind: str = "redundancy", *, max_layers: int = 36):
+        """A :class:`matplotlib.figure.Figure` (no pyplot state: show it by displaying it, or
+        ``fig.savefig``). ``kind``: ``"redundancy"`` — overlap/baseline and effective heads vs
+        layer, trained vs control (eqs. (42), (43)); ``"heatmaps"`` — the H×H overlap matrices
+        (eq. (40)). Drawn by :mod:`flagalign.report.heads_figures`."""
+        return draw("heads", self, kind=kind, max_layers=max_layers)
+
+    def _repr_html_(self) -> str:
+        """Notebook view: summary, per-layer table, the redundancy figure (inline PNG)."""
+        cols = ["layer", "heads", "mean_overlap", "baseline", "z", "ratio", "effective_heads",
+                "effective_baseline"]
+        t = self.layers[[c for c in cols if c in self.layers]]
+        ctrl = f"; control: {self.control_kind}" if self.control is not None else ""
+        return html_card(
+            f"HeadOverlap — {self.network}",
+            f"subspace {self.subspace}, {len(self.layers)} attention layers, mean overlap / "
+            f"Haar baseline {spread(self.layers['ratio'] if len(self.layers) else [])}{ctrl}",
+            t, self.plot() if len(self.layers) else None)
 
     def to_markdown(self) -> str:
         """The per-layer table as GitHub markdown (trained vs control side by side if present)."""
@@ -247,8 +272,11 @@ def head_overlap(
             )
         atts = [a for a in atts if a.layer in want]
     mats, shared, rows = {}, {}, []
+    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
+    from tqdm.auto import tqdm
+
     bar = tqdm(atts, desc=f"heads[{subspace}]", file=sys.stderr, leave=False,
-               disable=quiet or not sys.stderr.isatty())
+               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
     for attn in bar:
         with blas_threads(threads):
             bases = layer_head_bases(network, attn, subspace, k)

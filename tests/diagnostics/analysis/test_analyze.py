@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from flagalign.diagnostics import PAIR_COLUMNS, analyze
-from flagalign.diagnostics.factors import FactorStore, choose_method
+from flagalign.diagnostics.analysis import make_plan
+from flagalign.diagnostics.analysis.store import FactorStore
+from flagalign.geometry import choose_method
 from flagalign.models.network import Network, Pair
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -186,7 +188,7 @@ def test_k_is_capped_at_rank_and_columns_fixed():
     assert an.pairs.iloc[0]["k"] == K  # rank 8 < 20
     an4 = analyze(net, k=4, progress=False)
     assert an4.pairs.iloc[0]["k"] == 4
-    assert an4.flags[an4.pairs.iloc[0]["pair"]].shape == (5, 5)
+    assert an4.flag_tables[an4.pairs.iloc[0]["pair"]].shape == (5, 5)
     # top-4 of U and V: angles 0,0,0,10 ⇒ overlap = (3 + cos²10°)/4
     assert an4.pairs.iloc[0]["overlap"] == pytest.approx((3 + np.cos(np.radians(10)) ** 2) / 4)
 
@@ -201,9 +203,7 @@ def test_shared_factors_computed_once_and_freed():
     assert an.summary["svds"] == 3
     assert (an.pairs["status"] == "ok").all()
     net = Network.from_arrays(arr, pairs)
-    from collections import Counter
-
-    store = FactorStore(net, Counter({"a": 2, "b": 1}), {}, {"a": "exact", "b": "exact"})
+    store = FactorStore(net, make_plan(net).matrices)
     store.factors("a")
     store.release("a")
     assert store.live == 1
@@ -289,7 +289,7 @@ def test_one_sided_factors_equal_full_svd_path(monkeypatch):
     """analyze's one-sided factors (diagnostics.gramfactors) give the same table as the full
     thin SVD of every matrix: float32 weights with full-rank, rank-deficient tall, wide and
     square matrices, writers and readers, a lost direction."""
-    import flagalign.diagnostics.factors as factors
+    import flagalign.diagnostics.analysis.store as factors
 
     rng = np.random.default_rng(21)
     q, _ = np.linalg.qr(rng.standard_normal((96, 96)))
@@ -323,5 +323,5 @@ def test_one_sided_factors_equal_full_svd_path(monkeypatch):
         else:
             assert a.tolist() == b.tolist(), c
     assert fast.pairs["lost_dims"].tolist()[1] >= 1  # l1 -> l2 loses q1
-    for name in fast.flags:
-        np.testing.assert_allclose(fast.flags[name], full.flags[name], atol=1e-6)
+    for name in fast.flag_tables:
+        np.testing.assert_allclose(fast.flag_tables[name], full.flag_tables[name], atol=1e-6)

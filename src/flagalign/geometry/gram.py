@@ -33,6 +33,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
 
+from ._basis import rank_from_singular_values
+
 __all__ = ["GramFactors", "gram_factors", "tall_svd_factors", "min_singular_value_exceeds",
            "gram_rounding"]
 
@@ -173,7 +175,7 @@ def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
         if not rank_fallback:
             return None
         sv = sla.svdvals(a, check_finite=False)
-        rank = int(np.count_nonzero(sv > rtol * sv[0])) if sv[0] > 0 else 0
+        rank = rank_from_singular_values(sv, rtol)
         smin = float(sv[-1])
         if rank == 0:
             return None
@@ -209,7 +211,7 @@ def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float) -> GramFact
     _, sv, vt = sla.svd(rr, full_matrices=False, lapack_driver="gesdd", check_finite=False)
     if not sv[0] > 0.0:
         return None
-    rank = int(np.count_nonzero(sv > rtol * sv[0]))
+    rank = rank_from_singular_values(sv, rtol)
     k = max(1, min(int(k), rank))
     if sv[k - 1] < sv[0] / (2.0 * MAX_AMPLIFICATION):
         return None

@@ -1,52 +1,29 @@
-"""Per-matrix top-k factors, computed once and shared by every pair that uses the matrix.
+"""Per-matrix factors, computed once and freed after the last pair that uses them.
 
-The analysis of a network is split into two kinds of independent, picklable tasks:
+A **matrix task** (:func:`matrix_factors`: :func:`one_sided_factors`, else
+:func:`compute_factors`) gives what the pairs need of one matrix: its numerical rank (eq. (3)) and
+the top-k singular vectors of the side(s) they use — from the smaller Gram with a certified rank
+(:mod:`flagalign.geometry.gram`), else one SVD (docs/theory.md, eq. (13)). Each is a pure,
+picklable function of (:class:`~.plan.MatrixTask`, matrix), so a parallel runner can map it over
+:attr:`AnalysisPlan.matrices <flagalign.diagnostics.analysis.plan.AnalysisPlan>`.
 
-* a **factor task** (:func:`one_sided_factors`, else :func:`compute_factors`) — what the pairs
-  need of one matrix: its numerical rank (eq. (3)) and the top-k singular vectors of the side(s)
-  they use, from the smaller Gram with a certified rank
-  (:mod:`flagalign.diagnostics.gramfactors`), else one SVD (docs/theory.md, eq. (13) for the
-  randomized variant);
-* a **pair task** (:func:`flagalign.diagnostics.pairs.pair_row`) — the alignment of two matrices
-  given their factors (eq. (14)).
-
-:class:`FactorStore` runs them in pair order on one process, holding each loaded matrix and each
+:class:`FactorStore` runs them on demand in one process, holding each loaded matrix and each
 factor only while a later pair still needs it (reference counts from the plan), so peak memory
-is a few matrices, not the whole model. A distributed runner can instead map
-:func:`compute_factors` over :attr:`AnalysisPlan.factor_tasks` and the pair tasks over the pairs.
+is a few matrices, not the whole model.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ...geometry import top_subspaces
+from ...geometry.gram import gram_factors, tall_svd_factors
 
-__all__ = ["choose_method", "compute_factors", "one_sided_factors", "truncate", "FactorStore",
-           "METHODS"]
-
-METHODS = ("auto", "exact", "randomized")
-
-
-def choose_method(shape: tuple[int, int], method: str = "auto", k: int = 64) -> str:
-    """The SVD method used for a matrix of ``shape`` when up to ``k`` triplets are needed.
-
-    ``auto`` follows :func:`flagalign.geometry.choose_method` (docs/theory.md, eq. (13)): exact
-    LAPACK SVD when the matrix has at most ``EXACT_MAX_ENTRIES`` = 2048² entries (≈ 1 s on one
-    core) or k ≥ min(shape)/4, randomized top-k above. Every 384×1536 / 576×1536 transformer
-    matrix and every per-head slice is exact; vocabulary embeddings (30522×384, 49152×576) are
-    randomized. ``exact`` and ``randomized`` are returned as is.
-    """
-    if method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method != "auto":
-        return method
-    from ..geometry import choose_method as _geometry_choice
-
-    return _geometry_choice((int(shape[0]), int(shape[1])), max(1, int(k)))
+__all__ = ["compute_factors", "one_sided_factors", "matrix_factors", "truncate", "FactorStore"]
 
 
 def compute_factors(matrix: np.ndarray, k: int, method: str, seed: int = 0):
@@ -60,8 +37,6 @@ def compute_factors(matrix: np.ndarray, k: int, method: str, seed: int = 0):
     -------
     flagalign.geometry.TopSubspaces
     """
-    from ..geometry import top_subspaces
-
     kk = min(matrix.shape) if method == "exact" else max(1, min(int(k), min(matrix.shape)))
     return top_subspaces(matrix, kk, method=method, seed=seed)
 
@@ -72,15 +47,13 @@ def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
 
     ``sides`` says which singular vectors the pairs use: ``"U"`` (the matrix writes a pair's
     hidden space), ``"V"`` (it reads one) or ``"UV"``. Returns a
-    :class:`~flagalign.diagnostics.gramfactors.GramFactors` (top-k vectors of those sides from
+    :class:`~flagalign.geometry.gram.GramFactors` (top-k vectors of those sides from
     the smaller Gram, numerical rank certified or — for a matrix that only reads — counted from
     LAPACK singular values; a tall uncertified matrix gets
-    :func:`~flagalign.diagnostics.gramfactors.tall_svd_factors`), or None when the exact full
+    :func:`~flagalign.geometry.gram.tall_svd_factors`), or None when the exact full
     SVD is needed (a square or wide writer whose full rank is not certified: lost_dims needs the
     SVD basis of its column space, eq. (12)).
     """
-    from .gramfactors import gram_factors, tall_svd_factors
-
     # an uncertified writer is (on real weights) rank-deficient with r < n, so its SVD basis is
     # needed anyway: go straight to the SVD instead of counting its rank first
     f = gram_factors(matrix, k, sides, rtol, rank_fallback="U" not in sides)
@@ -89,9 +62,20 @@ def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
     return f
 
 
+def matrix_factors(task, matrix: np.ndarray, seed: int = 0):
+    """The factors of one matrix for its :class:`~.plan.MatrixTask` (a picklable task): one-sided
+    Gram factors when exact and certifiable, else :func:`compute_factors`."""
+    f = None
+    if task.method == "exact":
+        f = one_sided_factors(matrix, task.k, task.sides, task.rtol)
+    if f is None:
+        f = compute_factors(matrix, task.k, task.method, seed)
+    return f
+
+
 def truncate(f, k: int):
     """The first ``k`` triplets of a :class:`~flagalign.geometry.TopSubspaces` (or of a
-    :class:`~flagalign.diagnostics.gram.GramFactors`, whose missing side stays None)."""
+    :class:`~flagalign.geometry.gram.GramFactors`, whose missing side stays None)."""
     if f.s.shape[0] == k:
         return f
     return f._replace(U=None if f.U is None else f.U[:, :k], s=f.s[:k],
@@ -110,30 +94,17 @@ class FactorStore:
     Parameters
     ----------
     network : flagalign.models.Network
-    uses : Counter
-        How many pairs will ask for each matrix name (from the plan).
-    ks : dict[str, int]
-        The largest k any pair will ask of each matrix (used by randomized factors).
-    methods : dict[str, str]
-        ``exact`` or ``randomized`` per matrix name.
+    matrices : dict[str, MatrixTask]
+        What each matrix must provide and how many pairs use it
+        (:attr:`AnalysisPlan.matrices <.plan.AnalysisPlan>`).
     seed : int
         Seed of the randomized SVD.
-    sides : dict[str, str], optional
-        Which singular vectors the pairs use of each matrix (``"U"`` writer, ``"V"`` reader,
-        ``"UV"`` both). With ``rtols``, an ``exact`` matrix gets :func:`one_sided_factors`
-        (cheaper than its full SVD, same results); without, the full thin SVD as before.
-    rtols : dict[str, float], optional
-        Relative rank tolerance of eq. (3) of each matrix (its stored dtype's).
     """
 
-    def __init__(self, network, uses: Counter, ks: dict, methods: dict, seed: int = 0, *,
-                 sides: dict | None = None, rtols: dict | None = None):
+    def __init__(self, network, matrices: dict, seed: int = 0):
         self.network = network
-        self.sides = dict(sides or {})
-        self.rtols = dict(rtols or {})
-        self.uses = Counter(uses)
-        self.ks = dict(ks)
-        self.methods = dict(methods)
+        self.tasks = dict(matrices)
+        self.uses = Counter({n: t.uses for n, t in self.tasks.items()})
         self.seed = seed
         self._mats: dict[str, _Entry] = {}
         self._facts: dict[str, _Entry] = {}
@@ -163,15 +134,13 @@ class FactorStore:
             self._bad[name] = f"non-finite values in {name}"
             return None
         if not np.any(w):
-            self._bad[name] = f"{name} is all zeros"
+            self._bad[name] = self.network.zero_reason(name) or f"{name} is all zeros"
             return None
         self._mats[name] = _Entry(w, self.uses[name])
         return w
 
     def factors(self, name: str):
         """The matrix's TopSubspaces (computed on first request)."""
-        import time
-
         e = self._facts.get(name)
         if e is not None:
             return e.value
@@ -179,12 +148,7 @@ class FactorStore:
         if w is None:
             return None
         t = time.perf_counter()
-        f = None
-        if self.methods[name] == "exact" and name in self.sides and name in self.rtols:
-            f = one_sided_factors(w, self.ks.get(name, min(w.shape)), self.sides[name],
-                                  self.rtols[name])
-        if f is None:
-            f = compute_factors(w, self.ks.get(name, min(w.shape)), self.methods[name], self.seed)
+        f = matrix_factors(self.tasks[name], w, self.seed)
         self.svd_seconds += time.perf_counter() - t
         self.svd_count += 1
         self._facts[name] = _Entry(f, self.uses[name])

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagalign.diagnostics.factors import compute_factors
-from flagalign.diagnostics.measure import commutator_factored, measure_pair
+from flagalign.diagnostics.analysis.store import compute_factors
+from flagalign.geometry.commutator import commutator_factored
+from flagalign.geometry.pair import assemble_pair
 from flagalign.geometry import commutator_norm, pair_alignment, rank_rtol
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -28,7 +29,7 @@ def _compare(W, Wn, bias=None, k=None):
     ref = pair_alignment(W, Wn, k=k, tol=1e-6, method="exact", bias=bias)
     left = compute_factors(W, min(W.shape), "exact")
     right = compute_factors(Wn, min(Wn.shape), "exact")
-    got = measure_pair(W, Wn, left, right, k=ref.k, tol=1e-6, bias=bias,
+    got = assemble_pair(W, Wn, left, right, k=ref.k, tol=1e-6, bias=bias,
                        rtol_w=rank_rtol(W.shape), rtol_n=rank_rtol(Wn.shape))
     assert got.k == ref.k and got.n == ref.n and got.method == ref.method == "exact"
     np.testing.assert_allclose(got.angles, ref.angles, atol=1e-12)
@@ -111,15 +112,15 @@ def test_tasks_are_picklable():
     W, Wn = rng.standard_normal((10, 6)), rng.standard_normal((5, 10))
     f = pickle.loads(pickle.dumps(compute_factors(W, 6, "exact")))
     g = pickle.loads(pickle.dumps(compute_factors(Wn, 5, "exact")))
-    task = pickle.loads(pickle.dumps((measure_pair, W, Wn, f, g)))
+    task = pickle.loads(pickle.dumps((assemble_pair, W, Wn, f, g)))
     pa = task[0](*task[1:], k=2, tol=1e-6, rtol_w=1e-12, rtol_n=1e-12)
     assert pickle.loads(pickle.dumps(pa)).k == 2
 
 
 # --- one-sided factors (diagnostics.gramfactors): cheaper than the full SVD, same results ---
 
-from flagalign.diagnostics.factors import one_sided_factors  # noqa: E402
-from flagalign.diagnostics.gramfactors import (  # noqa: E402
+from flagalign.diagnostics.analysis.store import one_sided_factors  # noqa: E402
+from flagalign.geometry.gram import (  # noqa: E402
     gram_factors,
     gram_rounding,
     min_singular_value_exceeds,
@@ -199,8 +200,8 @@ def _float32(a):
 
 
 def _compare_one_sided(W, Wn, bias=None, k=None, expect_lost=None):
-    """measure_pair on one-sided factors (as analyze builds them) == geometry.pair_alignment."""
-    from flagalign.diagnostics.pairs import choose_k
+    """assemble_pair on one-sided factors (as analyze builds them) == geometry.pair_alignment."""
+    from flagalign.diagnostics.analysis.measure import choose_k
 
     ref = pair_alignment(W, Wn, k=k, tol=1e-6, method="exact", bias=bias)
     w, wn = W.astype(np.float64), Wn.astype(np.float64)
@@ -210,9 +211,9 @@ def _compare_one_sided(W, Wn, bias=None, k=None, expect_lost=None):
     right = one_sided_factors(wn, kf, "V", rt_n)
     assert left is not None and right is not None
     assert choose_k(k, w.shape[0], left.rank, right.rank) == ref.k
-    from flagalign.diagnostics.factors import truncate
+    from flagalign.diagnostics.analysis.store import truncate
 
-    got = measure_pair(w, wn, left, truncate(right, ref.k), k=ref.k, tol=1e-6, bias=bias,
+    got = assemble_pair(w, wn, left, truncate(right, ref.k), k=ref.k, tol=1e-6, bias=bias,
                        rtol_w=rt_w, rtol_n=rt_n, rank_next=right.rank)
     assert got.k == ref.k and got.method == ref.method == "exact"
     np.testing.assert_allclose(got.angles, ref.angles, atol=1e-10)
@@ -285,6 +286,6 @@ def test_one_sided_writer_with_randomized_reader():
     left = one_sided_factors(w, 10, "U", rank_rtol(w.shape, "float32"))
     right = top_subspaces(wn, 10, method="randomized")
     assert left.rank == 40 and right.method == "randomized"
-    got = measure_pair(w, wn, left, right, k=10, tol=1e-6, rtol_w=rank_rtol(w.shape, "float32"),
+    got = assemble_pair(w, wn, left, right, k=10, tol=1e-6, rtol_w=rank_rtol(w.shape, "float32"),
                        rtol_n=rank_rtol(wn.shape, "float32"))
     assert got.lost_dims == lost_dims(W, Wn) == 2 and got.method == "randomized"

@@ -1,57 +1,81 @@
-"""Aggregates of a pairs table (``summary.json``) and small run helpers of :func:`analyze`."""
+"""The pairs table of ``analyze``: its fixed columns (docs/schema.md), rows and aggregates.
+
+Columns never depend on options: a value that does not apply is NaN and ``status`` says why.
+"""
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["summarize", "stored_parameters", "progress_bar", "jsonable", "clean"]
+from ..._json import clean
+
+__all__ = ["PAIR_COLUMNS", "empty_row", "pair_row", "pairs_frame", "summarize",
+           "stored_parameters"]
+
+#: The columns of ``Analysis.pairs`` / ``pairs.csv``, in order (docs/schema.md).
+PAIR_COLUMNS = (
+    "pair",
+    "kind",
+    "left",
+    "right",
+    "dim",
+    "depth",
+    "k",
+    "overlap",
+    "baseline",
+    "overlap_ratio",
+    "angle_min_deg",
+    "angle_median_deg",
+    "angle_max_deg",
+    "intersection_dim",
+    "lost_dims",
+    "commutator",
+    "commutator_null",
+    "commutator_ratio",
+    "imbalance",
+    "imbalance_diag",
+    "imbalance_offdiag",
+    "imbalance_abs",
+    "method",
+    "status",
+    "seconds",
+)
+
+_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth")
+_RUN = ("method", "status", "seconds")
+#: Columns that hold measured numbers (NaN when a pair cannot be measured).
+_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN)
+#: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
+_INTEGER = ("k", "intersection_dim", "lost_dims")
 
 
-def jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return None if not np.isfinite(x) else float(x)
-    if isinstance(x, Path):
-        return str(x)
-    return str(x)
+def _identity(pair, depth: int) -> dict:
+    """The columns that name a pair (the same whether or not it could be measured)."""
+    return {"pair": pair.name, "kind": pair.kind, "left": pair.left, "right": pair.right,
+            "dim": int(pair.dim), "depth": int(depth)}
 
 
-def clean(v):
-    """JSON-friendly scalar (NaN → None)."""
-    if v is None:
-        return None
-    if isinstance(v, (float, np.floating)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    return v
+def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
+    """A row with every measurement NaN and ``status`` saying why."""
+    row = {**_identity(pair, depth), "method": method, "status": status, "seconds": float(seconds)}
+    row.update({c: math.nan for c in _NUMERIC})
+    return {c: row[c] for c in PAIR_COLUMNS}
 
 
-def progress_bar(total: int, enabled: bool, label: str):
-    """A rich progress bar on stderr, or a no-op when disabled or stderr is not a TTY."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def pair_row(pair, depth: int, pa, method: str, seconds: float = 0.0) -> dict:
+    """The row of a measured pair: its identity plus :meth:`PairAlignment.scalars`."""
+    row = {**_identity(pair, depth), "method": method, "status": "ok", "seconds": float(seconds)}
+    row.update(pa.scalars())
+    return {c: row[c] for c in PAIR_COLUMNS}
 
-    p = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}"),
-        console=Console(file=sys.stderr),
-        transient=True,
-    )
-    p.start()
-    p.add_task(label, total=total, item="")
-    return p
+
+def pairs_frame(rows: list) -> pd.DataFrame:
+    """``Analysis.pairs``: the rows in :data:`PAIR_COLUMNS` order with the schema's dtypes."""
+    df = pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+    return df.astype({"dim": "int64", "depth": "int64", **{c: "Int64" for c in _INTEGER}})
 
 
 def summarize(df: pd.DataFrame) -> dict:

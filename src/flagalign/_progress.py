@@ -1,0 +1,21 @@
+"""The one progress bar of flagalign: ``tqdm.auto`` (a widget in notebooks, text on stderr)."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["progress_bar"]
+
+
+def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
+    """A tqdm bar on stderr counting to ``total``, or None when disabled or stderr is not a TTY
+    (and not a notebook). Callers use ``bar.update()``, ``bar.set_postfix_str()``, ``bar.close()``.
+    """
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm  # deferred: tqdm.auto probes for IPython/ipywidgets at import
+
+    if not sys.stderr.isatty() and "notebook" not in tqdm.__module__:
+        return None
+    kw.setdefault("mininterval", 0)  # items are slow (pairs, checkpoints): show every step
+    return tqdm(total=total, desc=label, file=sys.stderr, leave=False, **kw)

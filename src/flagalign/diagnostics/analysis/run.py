@@ -1,0 +1,200 @@
+"""``flagalign.analyze``: plan → factors (store) → one assembler per pair → table → Analysis."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import logging
+import time
+
+from ..._progress import progress_bar
+from ..._version import SCHEMA_VERSION, __version__
+from ...geometry.svd import EXACT_MAX_ENTRIES
+from .measure import measure_task
+from .plan import _check_options, load_network, make_plan
+from .result import Analysis
+from .store import FactorStore
+from .table import empty_row, pairs_frame, stored_parameters, summarize
+
+__all__ = ["analyze"]
+
+log = logging.getLogger(__name__)
+
+
+def analyze(
+    source_or_network,
+    k: int | None = None,
+    method: str = "auto",
+    tol: float | None = None,
+    pairs=None,
+    *,
+    kinds=None,
+    layers=None,
+    progress: bool = True,
+    heads: bool = True,
+    seed: int = 0,
+    keep_flags: bool = True,
+    fold_norms: bool = True,
+) -> Analysis:
+    """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
+
+    Parameters
+    ----------
+    source_or_network : str, path or flagalign.models.Network
+        Anything :func:`flagalign.load` accepts (file, folder, alias such as ``minilm``).
+    k : int, optional
+        Dimension of the compared top subspaces; None uses ``default_k`` (eq. (14)). Capped at
+        the numerical rank of each side (the ``k`` column holds the value used).
+    method : {"auto", "exact", "randomized"}
+        SVD of each matrix; ``auto`` is exact for matrices with ≤ 2048² entries (or when
+        k ≥ min(shape)/4) and randomized top-k (eq. (13)) above — see
+        :func:`flagalign.geometry.choose_method`. Each row's ``method`` column says which was
+        used (``randomized`` if either side was).
+    tol : float, optional
+        Sine tolerance of intersections (eq. (5)); None: ``default_sine_tol`` of the stored
+        dtype of the pair's matrices (the looser of the two).
+    pairs : list of Pair or pair names, optional
+        Analyse only these pairs.
+    kinds : list of str, optional
+        Analyse only these pair kinds (``mlp``, ``ov``, ``residual``, ``sequential``, ``conv``).
+    layers : list of int or str, optional
+        Analyse only pairs at these depths (the ``depth`` column), e.g. ``[0, 1]`` or
+        ``"0,10-12"``; a depth outside the model's range is an InputError.
+    progress : bool
+        Progress bar on stderr (never when stderr is not a TTY).
+    heads : bool
+        Also run the optional attention-heads hook (``flagalign.diagnostics.heads``).
+    seed : int
+        Seed of the randomized SVD.
+    keep_flags : bool
+        Keep each pair's flag table in :attr:`Analysis.flag_tables`.
+    fold_norms : bool
+        Fold normalisation gains into the adjacent matrices when loading ``source_or_network``
+        (:func:`flagalign.load`); False measures the stored weights (``analyze --raw``). Ignored
+        for a :class:`~flagalign.models.Network`, which is measured as it is.
+
+    Returns
+    -------
+    Analysis
+    """
+    t_start = time.perf_counter()
+    _check_options(k, tol, seed, method)  # before loading: bad options fail fast
+    net = load_network(source_or_network, fold_norms=fold_norms)
+    plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
+    store = FactorStore(net, plan.matrices, seed)
+    rows, tables, angles = [], {}, {}
+    bar = progress_bar(len(plan.pairs), progress, "pairs")
+    try:
+        for task in plan.pairs:
+            if bar is not None:
+                bar.set_postfix_str(task.pair.name[-50:], refresh=False)
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles))
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    df = pairs_frame(rows)
+    an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
+                  _network_info(net), angles=angles, warnings=list(net.warnings))
+    if an.summary["n_failed"]:
+        an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
+    if heads:
+        t_heads = time.perf_counter()
+        _run_heads_hook(net, an, progress)
+        an.summary["heads_seconds"] = round(time.perf_counter() - t_heads, 4)
+    return an
+
+
+def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
+    """One pair through the store and :func:`measure_task`; a failure becomes the row's status."""
+    p, t0 = task.pair, time.perf_counter()
+    try:
+        why = store.problem(p.left) or store.problem(p.right)
+        if why:
+            row, table, ang = empty_row(p, task.depth, task.method, why), None, None
+        else:
+            row, table, ang = measure_task(
+                task, store.matrix(p.left), store.matrix(p.right), store.factors(p.left),
+                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags)
+    except Exception as exc:  # noqa: BLE001 - one bad pair never stops the run
+        log.warning("pair %s failed: %s", p.name, exc)
+        row = empty_row(p, task.depth, task.method, f"error: {type(exc).__name__}: {exc}"[:200])
+        table = ang = None
+    store.release(p.left)
+    store.release(p.right)
+    row["seconds"] = time.perf_counter() - t0
+    if table is not None:
+        tables[p.name] = table
+    if ang is not None:
+        angles[p.name] = ang
+    return row
+
+
+def _network_info(net) -> dict:
+    return {
+        "name": net.name,
+        "architecture": net.architecture,
+        "source": str(net.source or ""),
+        "description": net.describe(),
+        "attention_layers": len(net.attention),
+        "skipped": [list(s) for s in net.skipped],
+        "warnings": list(net.warnings),
+    }
+
+
+def _summary(net, plan, store, df, seconds: float) -> dict:
+    names = sorted(plan.matrices)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "flagalign_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": net.name,
+        "architecture": net.architecture,
+        "source": str(net.source or ""),
+        "options": {
+            "k": plan.k,
+            "method": plan.method,
+            "tol": plan.tol,
+            "tol_default": "default_sine_tol(stored dtype)" if plan.tol is None else None,
+            "seed": plan.seed,
+            "kinds": plan.options["kinds"],
+            "layers": plan.options["layers"],
+            "exact_max_entries": int(EXACT_MAX_ENTRIES),
+        },
+        "matrices_analysed": len(names),
+        "parameters_analysed": stored_parameters(net, names),
+        "matrices_randomized": sum(plan.matrices[n].method == "randomized" for n in names),
+        "svds": store.svd_count,
+        "svd_seconds": round(store.svd_seconds, 4),
+        "seconds": round(seconds, 4),
+    }
+    summary.update(summarize(df))
+    return summary
+
+
+def _run_heads_hook(net, analysis: Analysis, progress: bool) -> None:
+    """Call ``flagalign.diagnostics.heads.analysis_hook(network, analysis, progress=...)`` if
+    that module exists; its return value (if not None) goes to ``analysis.extras["heads"]``."""
+    try:  # by name: an optional plug-in that may be absent (and imports this package itself)
+        mod = importlib.import_module("flagalign.diagnostics.heads")
+    except ModuleNotFoundError as exc:
+        if exc.name == "flagalign.diagnostics.heads":
+            return
+        analysis.warnings.append(f"heads analysis unavailable: {type(exc).__name__}: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - a broken optional hook must not lose the pairs
+        log.warning("cannot import the heads hook: %s", exc)
+        analysis.warnings.append(f"heads analysis unavailable: {type(exc).__name__}: {exc}")
+        return
+    hook = getattr(mod, "analysis_hook", None)
+    if hook is None or not net.attention:
+        return
+    try:
+        res = hook(net, analysis, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - the pair table is still valid
+        log.warning("heads hook failed: %s", exc)
+        analysis.warnings.append(f"heads analysis failed: {type(exc).__name__}: {exc}")
+        return
+    if res is not None:
+        analysis.extras["heads"] = res

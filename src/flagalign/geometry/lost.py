@@ -1,0 +1,163 @@
+"""Lost dimensions of a pair (docs/theory.md, eq. (12)), from a full SVD or from cached factors.
+
+:func:`lost_dims` is the reference: r − rank(W_next Q) with Q an SVD basis of col W. The pair
+assembler (:func:`flagalign.geometry.pair.assemble_pair`) calls :func:`lost_dims_from_factors`,
+which gets the same number without a per-pair SVD when the factors already show it: from W's
+full thin SVD (σ(W'Q) = σ(W') when W has full row rank) or, with one-sided factors
+(:mod:`.gram`: top-k vectors of one side and a certified or counted rank, no SVD basis), from
+rank W' (W of full row rank), W'Q = (W'W)R⁻¹ from a Householder QR (full column rank) or
+W'Q_r = (W'W)V_rΣ_r⁻¹ (a tall W of lower rank), reusing M = W'W from the commutator; the rank of
+W'Q is then certified by a Cholesky of its Gram or counted from LAPACK singular values.
+``tests/geometry/test_pair_assembler.py`` checks every route against :func:`lost_dims`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from .._arrays import as_float64
+from ..errors import ShapeMismatchError
+from ._basis import orthonormal_basis, rank_from_singular_values, rank_rtol
+from .gram import gram_rounding, min_singular_value_exceeds
+
+__all__ = ["lost_dims", "lost_dims_at", "lost_dims_from_factors"]
+
+
+def lost_dims(W, W_next, tol: float | None = None) -> int:
+    """dim(col W ∩ ker W_next) = rank W − rank(W_next W) at tolerance (eq. (12)).
+
+    The directions W writes that W_next cannot read. Computed as r − rank(W_next Q) with Q an
+    orthonormal basis of col W (rank r at eq. (3)); a singular value of W_next Q counts when it
+    exceeds ``tol`` · σ₁(W_next) (default: eq. (3)'s relative tolerance of W_next). Invariant under
+    every invertible reparameterization (W, W_next) → (G W, W_next G⁻¹) of the hidden layer.
+    """
+    w, wdt = as_float64(W, name="W")
+    wn, ndt = as_float64(W_next, name="W_next")
+    if w.shape[0] != wn.shape[1]:
+        raise ShapeMismatchError(f"W has {w.shape[0]} outputs but W_next reads {wn.shape[1]} inputs")
+    rtol_n = rank_rtol(wn.shape, ndt) if tol is None else tol
+    return lost_dims_at(w, wn, rank_rtol(w.shape, wdt), rtol_n)
+
+
+def lost_dims_at(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float) -> int:
+    """eq. (12) on float64 arrays at explicit relative rank tolerances: r − rank(W_next Q) with Q
+    an orthonormal basis (SVD) of col W at ``rtol_w`` and σ(W_next Q) counted above
+    ``rtol_n``·σ₁(W_next)."""
+    q = orthonormal_basis(w, name="W", rtol=rtol_w)
+    if q.shape[1] == 0:
+        return 0
+    s_next = sla.svdvals(wn)
+    if s_next.size == 0 or s_next[0] == 0.0:
+        return q.shape[1]
+    s = sla.svdvals(wn @ q)
+    return int(q.shape[1] - rank_from_singular_values(s, rtol_n, scale=s_next[0]))
+
+
+def _rank_of(f, shape, rtol: float) -> int | None:
+    """Numerical rank (eq. (3)) of a factor when it is known: certified/counted (GramFactors) or
+    visible in a full spectrum; None for a truncated (randomized) factor."""
+    r = getattr(f, "rank", None)
+    if r is not None:
+        return int(r)
+    if f.s.size == min(shape):
+        return rank_from_singular_values(f.s, rtol)
+    return None
+
+
+def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
+    """lost_dims (eq. (12)) when W's rank r = min(shape) is known without its SVD basis.
+
+    r = n (full row rank): Q is square orthogonal, so rank(W'Q) = rank W'. r = i < n (full column
+    rank): Q = W R⁻¹ with W = QR (Householder, backward stable), so W'Q = (W'W) R⁻¹ — one
+    triangular solve with M = W'W, which the commutator's factored order already formed. Its
+    rank at τ = rtol_n·σ₁(W') is certified from its Gram (:mod:`.gram`) or counted from
+    LAPACK singular values. Returns None when neither case applies.
+    """
+    n, i = W.shape
+    r = int(left.rank)
+    s_next0 = float(right.s[0]) if right.s.size else 0.0
+    if r == 0:
+        return 0
+    if s_next0 == 0.0:
+        return r
+    # W'Q formed from M = W'W carries M's rounding (≈ γ_n·σ₁(W')·σ₁(W)) amplified by
+    # 1/σ_r(W): trust it only when that stays 100× below the threshold rtol_n·σ₁(W').
+    smin = float(getattr(left, "smin", 0.0) or 0.0)
+    cond = float(left.s[0]) / smin if smin > 0 else np.inf
+    m_route_ok = 4.0 * max(n, i) * np.finfo(float).eps * cond <= 0.01 * rtol_n
+    if r == n:
+        rn = rank_next if rank_next is not None else _rank_of(right, Wn.shape, rtol_n)
+        if rn is None:  # e.g. a randomized reader: σ(W'Q) = σ(W') for square orthogonal Q
+            sv = sla.svdvals(Wn, check_finite=False)
+            rn = rank_from_singular_values(sv, rtol_n)
+        return r - rn
+    if getattr(left, "col_map", None) is not None and m_route_ok:
+        # W'Q_r = (W'W)·V_r Σ_r⁻¹ (see gram.tall_svd_factors)
+        x = (m if m is not None else Wn @ W) @ left.col_map
+        tau = rtol_n * s_next0
+        got = _certified_full_rank(x, tau, s_next0)
+        if got is not None:
+            return r - got
+        return r - rank_from_singular_values(sla.svdvals(x, check_finite=False), rtol_n, s_next0)
+    if r != i or not m_route_ok:
+        return None
+    if m is None:
+        m = Wn @ W
+    rr = sla.qr(W, mode="r", check_finite=False)[0][:i]
+    x = sla.solve_triangular(rr, m.T, trans="T", lower=False, check_finite=False).T  # M R⁻¹
+    tau = rtol_n * s_next0
+    got = _certified_full_rank(x, tau, s_next0)
+    if got is not None:
+        return r - got
+    return r - rank_from_singular_values(sla.svdvals(x, check_finite=False), rtol_n, s_next0)
+
+
+def lost_dims_from_factors(W, Wn, left, right, rtol_w: float, rtol_n: float, m=None,
+                           rank_next=None) -> int:
+    """rank W − rank(W'W) (eq. (12)) from cached factors (``left`` of W, ``right`` of W'); falls
+    back to :func:`lost_dims_at` when only top-k factors of W exist. ``m`` = W'W if already formed;
+    ``rank_next`` = rank W' at ``rtol_n`` when the caller knows it exactly."""
+    if getattr(left, "rank", None) is not None:
+        got = _lost_dims_one_sided(W, Wn, left, right, rtol_n, m, rank_next)
+        if got is not None:
+            return int(got)
+        return lost_dims_at(W, Wn, rtol_w, rtol_n)
+    if left.s.size < min(W.shape):
+        return lost_dims_at(W, Wn, rtol_w, rtol_n)
+    s = left.s
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    r = rank_from_singular_values(s, rtol_w)
+    if r == 0:
+        return 0
+    s_next0 = float(right.s[0]) if right.s.size else 0.0
+    if s_next0 == 0.0:
+        return r
+    full_right = right.s.size == min(Wn.shape)
+    if r == W.shape[0] and rank_next is not None:
+        return int(r - rank_next)  # Q square orthogonal: rank(W'Q) = rank W'
+    if r == W.shape[0] and full_right:
+        # col W = ℝⁿ: Q is square orthogonal, so σ(W'Q) = σ(W'), already known
+        sv = right.s
+    elif full_right and right.s.size < Wn.shape[0]:
+        # σ(W'Q) = σ(S Vᵀ Q) with W' = U S Vᵀ: a smaller matrix than W'Q
+        sv = sla.svdvals((right.s[:, None] * right.V.T) @ left.U[:, :r])
+    else:
+        x = Wn @ left.U[:, :r]
+        got = _certified_full_rank(x, rtol_n * s_next0, s_next0)
+        if got is not None:
+            return int(r - got)
+        sv = sla.svdvals(x)
+    return int(r - rank_from_singular_values(sv, rtol_n, s_next0))
+
+
+def _certified_full_rank(x: np.ndarray, tau: float, norm_ub: float) -> int | None:
+    """min(x.shape) when σ_min(x) > tau is proven from x's smaller Gram (a Cholesky
+    certificate, :func:`~flagalign.geometry.gram.min_singular_value_exceeds`), else
+    None (the caller then counts LAPACK singular values). ``norm_ub`` bounds ‖x‖₂."""
+    o, i = x.shape
+    g = x.T @ x if o >= i else x @ x.T
+    ok, _ = min_singular_value_exceeds(g, gram_rounding(g, max(o, i)),
+                                       (norm_ub * (1.0 + 1e-6)) ** 2, tau)
+    return min(o, i) if ok else None
