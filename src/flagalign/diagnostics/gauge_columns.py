@@ -18,7 +18,8 @@ from ..geometry.gauge import product_spectrum
 from ..geometry.nulls import VERDICT_COLUMNS, commutator_null, gram_moments, pair_verdicts
 from ..models.gauge import GaugePlan, balanced_network, gauge_plan, pair_gauge_dependent
 
-__all__ = ["GAUGE_COLUMNS", "SYMMETRY_COLUMNS", "prepare_gauge", "gauge_columns", "empty_gauge_columns"]
+__all__ = ["GAUGE_COLUMNS", "SYMMETRY_COLUMNS", "prepare_gauge", "gauge_columns", "empty_gauge_columns",
+           "pair_columns", "network_columns"]
 
 #: Symmetry columns, in order: the pair's group, the gauge measured in, whether angles, overlap,
 #: intersection_dim and commutator depend on the representative, and the GL invariants.
@@ -72,6 +73,31 @@ def empty_gauge_columns(network, pair, gauge, plan: GaugePlan | None = None) -> 
     return out
 
 
+def network_columns(network, pair, gauge, plan: GaugePlan | None = None) -> dict:
+    """``gauge`` and ``gauge_dependent`` of a pair: they depend on the network around it (eq. (75)),
+    ``network`` being the original (unbalanced) network."""
+    return {"gauge": gauge or "stored", "gauge_dependent": bool(pair_gauge_dependent(network, pair, gauge, plan))}
+
+
+def pair_columns(pair, *, W, Wn, bias, k, overlap, commutator, imbalance, rtol_w: float, rtol_n: float,
+                 commutator_null=None) -> dict:  # fmt: skip
+    """The columns of :data:`GAUGE_COLUMNS` that are functions of the pair alone: ``symmetry``, the
+    GL invariants (GL pairs) and the null z-scores / verdicts; ``gauge`` / ``gauge_dependent``
+    are placeholders (``stored``, True) that :func:`network_columns` replaces."""
+    out = {c: math.nan for c in GAUGE_COLUMNS}
+    out.update(symmetry=pair.symmetry, gauge="stored", gauge_dependent=True)
+    if pair.symmetry == GL:
+        sv, rank = product_spectrum(W, Wn, rtol_w, rtol_n)
+        out["product_rank"] = rank
+        out["product_sv_max"] = float(sv[0]) if sv.size else 0.0
+    if commutator_null is None:
+        commutator_null = commutator_sd_null(W, Wn)
+    out.update(pair_verdicts(n=int(W.shape[0]), k=int(k), overlap=overlap, commutator=commutator,
+                             commutator_null=commutator_null, imbalance=imbalance,
+                             w_moments=gram_moments(W, bias), next_moments=gram_moments(Wn.T)))  # fmt: skip
+    return out
+
+
 def gauge_columns(network, pair, gauge, plan, *, W, Wn, bias, k, overlap, commutator, commutator_null,
                   imbalance, rtol_w: float, rtol_n: float) -> dict:  # fmt: skip
     """The :data:`GAUGE_COLUMNS` of one measured pair.
@@ -82,14 +108,7 @@ def gauge_columns(network, pair, gauge, plan, *, W, Wn, bias, k, overlap, commut
     :class:`~flagalign.geometry.nulls.NullEstimate` with its draws (None: computed here by
     :func:`commutator_sd_null`, within its budget); ``rtol_w``, ``rtol_n`` eq. (3)'s relative
     rank tolerances of the stored dtypes."""
-    if commutator_null is None:
-        commutator_null = commutator_sd_null(W, Wn)
-    out = empty_gauge_columns(network, pair, gauge, plan)
-    if pair.symmetry == GL:
-        sv, rank = product_spectrum(W, Wn, rtol_w, rtol_n)
-        out["product_rank"] = rank
-        out["product_sv_max"] = float(sv[0]) if sv.size else 0.0
-    out.update(pair_verdicts(n=int(W.shape[0]), k=int(k), overlap=overlap, commutator=commutator,
-                             commutator_null=commutator_null, imbalance=imbalance,
-                             w_moments=gram_moments(W, bias), next_moments=gram_moments(Wn.T)))  # fmt: skip
+    out = pair_columns(pair, W=W, Wn=Wn, bias=bias, k=k, overlap=overlap, commutator=commutator,
+                       imbalance=imbalance, rtol_w=rtol_w, rtol_n=rtol_n, commutator_null=commutator_null)
+    out.update(network_columns(network, pair, gauge, plan))
     return out
