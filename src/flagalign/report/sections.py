@@ -10,11 +10,12 @@ from .registry import SECTIONS, Section
 from . import figures as F
 from .html import figure, short_pair, table
 from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
+from . import symmetry_section as _symmetry  # noqa: F401 - registers the symmetry/gauge section
 
 _ROW_COLS = [
     "pair (short)", "kind", "depth", "dim", "k", "overlap", "baseline", "overlap_ratio",
     "angle_min_deg", "angle_median_deg", "intersection_dim", "lost_dims", "commutator",
-    "imbalance", "method",
+    "imbalance", "symmetry", "gauge_dependent", "overlap_verdict", "method",
 ]
 
 
@@ -83,9 +84,10 @@ def _extremes(a):
     r = ok.sort_values("overlap_ratio", ascending=False)
     r = r.assign(**{"pair (short)": [short_pair(a, b) for a, b in zip(r["left"], r["right"])]})
     n = min(10, len(r))
+    cols = [c for c in _ROW_COLS if c in r.columns]  # tables saved before a column existed
     return (
-        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), _ROW_COLS)
-        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], _ROW_COLS)
+        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), cols)
+        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], cols)
     )
 
 

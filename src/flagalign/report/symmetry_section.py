@@ -13,10 +13,7 @@ import pandas as pd
 
 from .html import table
 
-try:  # the registry module (newer layout) or the package (older)
-    from .registry import Section, register_section
-except ImportError:  # pragma: no cover - depends on the report layout
-    from . import Section, register_section
+from .registry import Section, register_section
 
 __all__ = ["symmetry_table"]
 
