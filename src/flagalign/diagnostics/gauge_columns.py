@@ -28,19 +28,20 @@ SYMMETRY_COLUMNS = ("symmetry", "gauge", "gauge_dependent", "product_rank", "pro
 GAUGE_COLUMNS = SYMMETRY_COLUMNS + VERDICT_COLUMNS
 #: Haar draws for the commutator null's sd (eq. (79)): relative error of the sd ≈ 1/√(2·16) = 18 %.
 COMMUTATOR_SD_SAMPLES = 16
-#: Largest r_a·r_b² + r_b³ (flops of one draw) for which the commutator's sd is estimated; above
-#: it ``commutator_z`` is NaN and the verdict ``n/a`` (docs/theory.md eq. (79)).
+#: Largest r_a·r_b² + r_b³ (flops of one draw; r bounded by each matrix's smaller side) for which
+#: the commutator's sd is estimated; above it ``commutator_z`` is NaN and the verdict ``n/a``
+#: (docs/theory.md eq. (79)).
 COMMUTATOR_SD_BUDGET = 2e8
 
 
 def commutator_sd_null(W, Wn, *, seed: int = 0):
     """The Monte Carlo commutator null used only for its sd (:data:`COMMUTATOR_SD_SAMPLES` draws),
     or None above :data:`COMMUTATOR_SD_BUDGET`."""
-    a = _gram_eigs(W)
-    b = _gram_eigs(Wn)
-    ra, rb = sorted((int(np.count_nonzero(a > 0)), int(np.count_nonzero(b > 0))), reverse=True)
+    ra, rb = sorted((min(W.shape), min(Wn.shape)), reverse=True)  # bounds of the Gram ranks
     if ra * rb * rb + rb**3 > COMMUTATOR_SD_BUDGET:
         return None
+    a = _gram_eigs(W)
+    b = _gram_eigs(Wn)
     return commutator_null(a, b, int(W.shape[0]), samples=COMMUTATOR_SD_SAMPLES, seed=seed)
 
 
