@@ -448,8 +448,10 @@ def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: in
     infos, loaders, biases = _transformed(network, ops)
     what = f"{len(plan.spaces)} diagonal hidden layers" + (f", {len(plan.heads)} attention layers (GL heads)" if plan.heads else "")
     what += f", {len(plan.qk)} query/key gauges" if plan.qk else ""
-    line = (f"gauge=balanced: {what}; {summary['iterations']} block-coordinate sweeps (then Newton), "
-            f"max |¼ log(out/in)| = {summary['residual']:.1e} (tol {tol:.0e})")  # fmt: skip
+    line = f"gauge=balanced: {what}"
+    if plan.spaces:
+        line += (f"; {summary['iterations']} block-coordinate sweeps (then Newton), "
+                 f"max |¼ log(out/in)| = {summary['residual']:.1e} (tol {tol:.0e})")  # fmt: skip
     warnings = list(network.warnings)
     if not summary["converged"]:
         warnings.append(line + ": NOT converged; balanced numbers are approximate")
