@@ -31,6 +31,7 @@ are read once to solve and then lazily, as in every Network.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ from ..geometry.gauge import (
 from .network import MatrixInfo, Network, Pair
 
 __all__ = ["GaugePlan", "gauge_plan", "balanced_network", "pair_gauge_dependent", "DEFAULT_TOL"]
+
+log = logging.getLogger(__name__)
 
 #: Convergence tolerance of the block-coordinate descent: max per-neuron |¼ log(out/in)|.
 DEFAULT_TOL = 1e-13
@@ -405,8 +408,10 @@ def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: in
     -------
     Network
         Same names, pairs, attention and metadata; lazily loaded balanced matrices and biases;
-        ``name = "<name> [balanced]"``; a warning line states what was balanced and the
-        convergence (``warnings``).
+        ``name = "<name> [balanced]"``; ``gauge_summary`` (a dict: ``iterations``, ``residual``,
+        ``converged``, ``dead``, the counts of balanced layers and ``line``, also logged at INFO)
+        says what was balanced and how well; a warning is added only when the solver did not
+        converge or neurons were dead.
     """
     if tol <= 0 or max_iter < 1:
         raise InputError("balanced_network: tol must be > 0 and max_iter ≥ 1")
@@ -457,14 +462,17 @@ def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: in
         warnings.append(line + ": NOT converged; balanced numbers are approximate")
     if summary["dead"]:
         warnings.append(f"gauge=balanced: {summary['dead']} dead neurons (zero in- or out-weights) left unscaled")
+    log.info("%s", line)
     net = Network(
         name=f"{network.name} [balanced]", architecture=network.architecture, matrices=infos, loaders=loaders,
         pairs=list(network.pairs), attention=list(network.attention), biases=biases,
         skipped=list(network.skipped) + [(p, f"gauge: {why}") for p, why in plan.skipped],
-        warnings=warnings + [line], fold_norms=network.fold_norms, source=network.source,
+        warnings=warnings, fold_norms=network.fold_norms, source=network.source,
     )  # fmt: skip
     net.flags = network.flags
     net.zero_reasons = network.zero_reasons
+    net.gauge_summary = {**summary, "line": line, "diagonal_layers": len(plan.spaces),
+                         "attention_layers": len(plan.heads), "query_key": len(plan.qk)}  # fmt: skip
     return net
 
 

@@ -60,3 +60,11 @@ def test_cli_gauge(tmp_path):
     df = pd.read_csv(tmp_path / "o" / "pairs.csv")
     assert set(df["gauge"]) == {"balanced"} and set(df["symmetry"]) == {"unknown"}
     assert df["gauge_dependent"].all()  # unknown activation: nothing can be balanced
+
+
+def test_summary_reports_the_gauge_solver():
+    a = flagalign.analyze(_mlp(np.random.default_rng(0), True), gauge="balanced", progress=False, heads=False)
+    g = a.summary["gauge"]
+    assert g["diagonal_layers"] == 3 and g["converged"] and g["residual"] <= 1e-13 and g["dead"] == 0
+    assert "gauge" not in flagalign.analyze(_mlp(np.random.default_rng(0), True), progress=False,
+                                            heads=False).summary  # fmt: skip

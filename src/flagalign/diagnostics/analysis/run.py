@@ -110,6 +110,8 @@ def analyze(
     an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
                   _network_info(net), angles=angles, warnings=list(net.warnings))
     an.summary["options"]["gauge"] = gauge or "stored"
+    if getattr(net, "gauge_summary", None) is not None:  # what the balanced gauge did (§7)
+        an.summary["gauge"] = {k: v for k, v in net.gauge_summary.items() if k != "line"}
     if an.summary["n_failed"]:
         an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
     if heads:
