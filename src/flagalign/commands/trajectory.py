@@ -105,16 +105,24 @@ def _prediction(args):
 
 
 def run(args) -> int:
-    import pandas as pd
-
-    from .. import load
-    from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
-
     if not (0 < args.tail <= 1):
         raise InputError(f"--tail must be in (0, 1], got {args.tail}")
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
+    from .._output import OutputFolder
+
+    with OutputFolder(out, set_name="trajectory").open() as tx:  # exit 2 before the work
+        return _run(args, ckpts, pred, tx)
+
+
+def _run(args, ckpts, pred, tx) -> int:
+    """Measure every checkpoint, then stage the outputs in ``tx`` (committed by :func:`run`)."""
+    import pandas as pd
+
+    from .. import load
+    from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
+
     bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
     rows, ks, dtypes, shapes = [], {}, {}, {}
     for step, path in ckpts:
@@ -155,22 +163,20 @@ def run(args) -> int:
         eps={p: input_eps(dt) for p, dt in dtypes.items()},
         tail=args.tail,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    hist.to_csv(out / "trajectory.csv", index=False)
-    rates.to_csv(out / "rates.csv", index=False)
-    fig = _figure(hist, rates, out / "trajectory.png")
+    files = [tx.write_csv("trajectory.csv", hist), tx.write_csv("rates.csv", rates),
+             _figure(hist, rates, tx, "trajectory.png")]
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
     show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"prediction: {pred.reason}")
-    for f in (out / "trajectory.csv", out / "rates.csv", fig):
+    for f in files:
         print(f"wrote {f}")
     return 0
 
 
-def _figure(hist, rates, path: Path) -> Path:
+def _figure(hist, rates, tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
     import numpy as np
 
@@ -190,5 +196,4 @@ def _figure(hist, rates, path: Path) -> Path:
     ax.set_ylabel("‖D‖_F (dashed: predicted)")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return tx.write_figure(name, fig, dpi=110)
