@@ -40,3 +40,22 @@ def test_columns_stored_and_balanced():
             assert row["overlap_verdict"] in ("aligned", "chance", "anti-aligned")
     e = empty_gauge_columns(net, net.pairs[0], None)
     assert e["overlap_verdict"] == "n/a" and e["gauge_dependent"]
+
+
+def test_pair_columns_scale_free_near_the_float64_range():
+    from flagalign.diagnostics.gauge_columns import pair_columns
+
+    rng = np.random.default_rng(1)
+    W, Wn = rng.normal(size=(12, 9)), rng.normal(size=(7, 12))
+    p = Pair("a", "b", "sequential", 12, symmetry="GL")
+    pa = pair_alignment(W, Wn, k=3)
+    kw = dict(k=3, overlap=pa.overlap, commutator=pa.commutator, imbalance=pa.imbalance.relative,
+              rtol_w=1e-15, rtol_n=1e-15, bias=None)  # fmt: skip
+    ref = pair_columns(p, W=W, Wn=Wn, **kw)
+    big = pair_columns(p, W=W * 1e300, Wn=Wn * 1e300, **kw)
+    for c, v in ref.items():
+        if isinstance(v, float) and c != "product_sv_max":
+            assert np.isclose(big[c], v, rtol=1e-9), c
+        elif c != "product_sv_max":
+            assert big[c] == v, c
+    assert big["product_sv_max"] == np.inf  # σ₁ ≈ 1e600: honestly beyond float64

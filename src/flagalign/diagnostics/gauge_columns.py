@@ -87,16 +87,36 @@ def pair_columns(pair, *, W, Wn, bias, k, overlap, commutator, imbalance, rtol_w
     are placeholders (``stored``, True) that :func:`network_columns` replaces."""
     out = {c: math.nan for c in GAUGE_COLUMNS}
     out.update(symmetry=pair.symmetry, gauge="stored", gauge_dependent=True)
+    for c in VERDICT_COLUMNS:
+        if c.endswith("_verdict"):
+            out[c] = "n/a"
+    # every quantity below is homogeneous in W and in W': scale each by a power of two (exact) so
+    # that weights near the float64 range neither overflow nor underflow their Grams
+    ew, en = _exponent(W, bias), _exponent(Wn)
+    w, wn = np.ldexp(W, -ew), np.ldexp(Wn, -en)
     if pair.symmetry == GL:
-        sv, rank = product_spectrum(W, Wn, rtol_w, rtol_n)
+        sv, rank = product_spectrum(w, wn, rtol_w, rtol_n)
         out["product_rank"] = rank
-        out["product_sv_max"] = float(sv[0]) if sv.size else 0.0
+        out["product_sv_max"] = float(np.ldexp(sv[0], ew + en)) if sv.size else 0.0
     if commutator_null is None:
-        commutator_null = commutator_sd_null(W, Wn)
-    out.update(pair_verdicts(n=int(W.shape[0]), k=int(k), overlap=overlap, commutator=commutator,
-                             commutator_null=commutator_null, imbalance=imbalance,
-                             w_moments=gram_moments(W, bias), next_moments=gram_moments(Wn.T)))  # fmt: skip
+        commutator_null = commutator_sd_null(w, wn)
+    # the relative imbalance is homogeneous of degree 0 only under a common scale of W̃ and W'
+    e = max(ew, en)
+    b = None if bias is None else np.ldexp(bias, -e)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out.update(pair_verdicts(n=int(W.shape[0]), k=int(k), overlap=overlap, commutator=commutator,
+                                 commutator_null=commutator_null, imbalance=imbalance,
+                                 w_moments=gram_moments(np.ldexp(W, -e), b),
+                                 next_moments=gram_moments(np.ldexp(Wn, -e).T)))  # fmt: skip
     return out
+
+
+def _exponent(x, bias=None) -> int:
+    """e with max |x| (and |bias|) in [2^(e−1), 2^e): x·2^(−e) has entries of order 1."""
+    m = float(np.max(np.abs(x), initial=0.0))
+    if bias is not None:
+        m = max(m, float(np.max(np.abs(bias), initial=0.0)))
+    return int(np.frexp(m)[1]) if m > 0 and np.isfinite(m) else 0
 
 
 def gauge_columns(network, pair, gauge, plan, *, W, Wn, bias, k, overlap, commutator, commutator_null,
