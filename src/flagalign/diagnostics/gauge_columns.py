@@ -97,7 +97,8 @@ def pair_columns(pair, *, W, Wn, bias, k, overlap, commutator, imbalance, rtol_w
     if pair.symmetry == GL:
         sv, rank = product_spectrum(w, wn, rtol_w, rtol_n)
         out["product_rank"] = rank
-        out["product_sv_max"] = float(np.ldexp(sv[0], ew + en)) if sv.size else 0.0
+        with np.errstate(over="ignore"):  # σ₁ beyond float64 is reported as inf
+            out["product_sv_max"] = float(np.ldexp(sv[0], ew + en)) if sv.size else 0.0
     if commutator_null is None:
         commutator_null = commutator_sd_null(w, wn)
     # the relative imbalance is homogeneous of degree 0 only under a common scale of W̃ and W'
