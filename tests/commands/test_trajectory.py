@@ -76,7 +76,7 @@ def test_trajectory_recovers_the_predicted_rate(linear_run, tmp_path, capsys):
     hist = pd.read_csv(out / "trajectory.csv")
     assert sorted(hist.step.unique()) == list(range(40, 321, 40))
     rates = pd.read_csv(out / "rates.csv")
-    law = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    law = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     assert len(law) == 6 and law.applicable.all()
     assert np.allclose(law.predicted, -np.log(1 - 2 * 0.2 * 0.05))  # eq. (22), issue 12
     assert np.allclose(law.ratio, 1.0, atol=0.02), law[["pair", "metric", "ratio"]]

@@ -77,7 +77,7 @@ def test_reproduce_ridge_quick(tmp_path, capsys):
     import pandas as pd
 
     rates = pd.read_csv(tmp_path / "ridge_rates.csv")
-    lin = rates[(rates.activation == "linear") & (rates.metric == "imbalance")]
+    lin = rates[(rates.activation == "linear") & (rates.metric == "imbalance_abs")]
     assert np.allclose(lin.ratio, 1.0, atol=0.05)
     adam = rates[rates.optimizer == "adamw"]
     assert not adam.applicable.any() and adam.predicted.isna().all()

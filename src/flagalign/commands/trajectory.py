@@ -75,7 +75,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoint_dir", type=Path, help="folder of checkpoints (files or folders)")
     p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--k", type=int, default=None, help="flag depth (default: eq. (14))")
+    p.add_argument("-k", "--k", dest="k", type=int, default=None, help="flag depth (default: eq. (14))")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate η (for the prediction)")
     p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay λ on every parameter")
     p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum β (default 0)")
@@ -166,10 +166,11 @@ def _run(args, ckpts, pred, tx) -> int:
     files = [tx.write_csv("trajectory.csv", hist), tx.write_csv("rates.csv", rates),
              _figure(hist, rates, tx, "trajectory.png")]
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
-    show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    show = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
-        print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    from ._table import print_frame
+
+    print_frame(show, columns=cols, max_rows=200)
     print(f"prediction: {pred.reason}")
     for f in files:
         print(f"wrote {f}")
@@ -177,23 +178,10 @@ def _run(args, ckpts, pred, tx) -> int:
 
 
 def _figure(hist, rates, tx, name: str) -> Path:
-    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
-    import numpy as np
+    """``trajectory.png``: per pair the norm of D the law applies to (‖D‖, or ‖diag D‖ across a
+    ReLU, eq. (23)) with the fitted and predicted slopes — the RateTable figure."""
+    from ..diagnostics.dynamics.fit_table import RateTable
+    from ..report.dynamics_figures import rates_figure  # deferred: matplotlib (heavy)
 
-    fig = Figure(figsize=(6.5, 4))
-    ax = fig.subplots()
-    for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
-        if i >= 10:
-            break
-        sub = sub.sort_values("step")
-        ax.semilogy(sub.step, sub.value.clip(lower=1e-300), "-o", ms=3, color=f"C{i}", label=pair)
-        pr = rates[(rates.pair == pair) & (rates.metric == "imbalance")].predicted
-        if len(pr) and np.isfinite(pr.iloc[0]) and len(sub) > 1:
-            s0, v0 = float(sub.step.iloc[0]), float(sub.value.iloc[0])
-            xs = np.array([s0, float(sub.step.iloc[-1])])
-            ax.semilogy(xs, v0 * np.exp(-pr.iloc[0] * (xs - s0)), "--", color=f"C{i}", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖D‖_F (dashed: predicted)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
+    fig = rates_figure(RateTable.of(rates, hist[["step", "pair", "metric", "value"]]))
     return tx.write_figure(name, fig, dpi=110)

@@ -104,12 +104,12 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
     for run in runs:
         r = run.rates
         for pair in r.pair.unique():
-            pred = _val(r, pair, "imbalance", "predicted")
-            full, dg, off = (_val(r, pair, m) for m in ("imbalance", "imbalance_diag", "imbalance_offdiag"))
+            pred = _val(r, pair, "imbalance_abs", "predicted")
+            full, dg, off = (_val(r, pair, m) for m in ("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"))
             c = comm[(run.optimizer, run.activation, run.lam, pair)]
             checks = []
             if run.optimizer != "sgd":
-                reason = r[(r.pair == pair) & (r.metric == "imbalance")].reason.iloc[0]
+                reason = r[(r.pair == pair) & (r.metric == "imbalance_abs")].reason.iloc[0]
                 good = "not applicable" in reason and not np.isfinite(pred)
                 checks.append(f"law not applicable (measured drift {full:.3g}/step): {'PASS' if good else 'FAIL'}")
             elif run.activation == "linear":
@@ -161,13 +161,13 @@ def _figure(runs: list[Run], tx, name: str) -> Path:
         for i, run in enumerate(sel):
             pair = run.rates.pair.unique()[0]
             color = f"C{i}"
-            for metric, style in (("imbalance", "-"), ("imbalance_diag", ":")):
+            for metric, style in (("imbalance_abs", "-"), ("imbalance_diag_abs", ":")):
                 h = run.history[(run.history.pair == pair) & (run.history.metric == metric)]
-                label = f"λ={run.lam:g} {'‖D‖' if metric == 'imbalance' else '‖diag D‖'}"
+                label = f"λ={run.lam:g} {'‖D‖' if metric == 'imbalance_abs' else '‖diag D‖'}"
                 ax.semilogy(h.step, h.value, style, color=color, label=label)
-            pred = _val(run.rates, pair, "imbalance", "predicted")
+            pred = _val(run.rates, pair, "imbalance_abs", "predicted")
             if np.isfinite(pred):
-                h = run.history[(run.history.pair == pair) & (run.history.metric == "imbalance_diag")]
+                h = run.history[(run.history.pair == pair) & (run.history.metric == "imbalance_diag_abs")]
                 s0 = float(h.step.iloc[len(h) // 2])
                 v0 = float(h.value.iloc[len(h) // 2])
                 xs = np.array([s0, float(h.step.iloc[-1])])

@@ -107,7 +107,7 @@ class GraphBuilder:
                 )
             )
             return None
-        p = Pair(left, right, kind, out_dim, note, depth, symmetry)
+        p = Pair(left, right, kind, out_dim, note, depth, symmetry=symmetry)
         self.pairs.append(p)
         return p
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from .depth import assign_depths
+from .labels import label_pairs, pair_id
 
 __all__ = ["MatrixInfo", "Pair", "AttentionLayer", "Network"]
 
@@ -60,6 +61,9 @@ class Pair:
     ``network.matrix(left)`` has shape (dim, ·) and ``network.matrix(right)`` has shape (·, dim).
     ``kind`` is one of ``sequential``, ``conv``, ``residual``, ``mlp``, ``ov`` (docs/formats.md).
 
+    ``block``, ``layer`` (attention layer) and ``head`` label where the pair sits
+    (:mod:`.labels`), set by the :class:`Network`.
+
     ``depth`` is the pair's position along the network's data flow (docs/formats.md, "Depth"):
     for the transformer families the block index N of the left matrix; for every other graph the
     longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
@@ -77,11 +81,15 @@ class Pair:
     dim: int
     note: str = ""
     depth: int = -1
+    block: str = ""
+    layer: int | None = None
+    head: int | None = None
     symmetry: str = "unknown"
 
     @property
     def name(self) -> str:
-        return f"{self.left} -> {self.right}"
+        """The pair id shared by every output (:func:`flagalign.models.labels.pair_id`)."""
+        return pair_id(self.left, self.right)
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,7 @@ class Network:
     """{matrix: explainer} for matrices that a folded zero gain can make all zeros."""
 
     def __post_init__(self) -> None:
-        self.pairs = assign_depths(self.matrices, self.pairs)
+        self.pairs = label_pairs(assign_depths(self.matrices, self.pairs), self.attention)
 
     # -- data access -------------------------------------------------------------------------
     def matrix(self, name: str) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 The report is a list of **sections**, rendered in ``order``; each section is a function
 ``render(analysis) -> str | None`` returning an HTML fragment (or None to leave it out). Figures
-are embedded as PNG ``data:`` URIs, the CSS is inline, there is no script and no external link,
+are embedded as PNG ``data:`` URIs, the CSS and the table-sorting script are inline, there is no external link,
 so ``report.html`` opens offline and can be mailed as one file.
 
 Adding a section (e.g. attention heads)
@@ -39,8 +39,9 @@ from .registry import SECTIONS, Section, register_section
 __all__ = ["Section", "SECTIONS", "register_section", "render_html", "figure", "table"]
 
 
-def render_html(analysis) -> str:
-    """The whole report as one HTML string."""
+def render_html(analysis, full: bool = True) -> str:
+    """The whole report as one HTML string; ``full`` False: an embeddable ``<div>`` fragment
+    (no ``<html>``/``<body>``, its CSS scoped to the fragment)."""
     parts = []
     for sec in sorted(SECTIONS.values(), key=lambda s: (s.order, s.key)):
         try:
@@ -49,4 +50,4 @@ def render_html(analysis) -> str:
             body = f'<p class="bad">section failed: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
         if body:
             parts.append((sec, body))
-    return page(analysis, parts)
+    return page(analysis, parts, full=full)

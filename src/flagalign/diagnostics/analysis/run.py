@@ -7,7 +7,7 @@ import importlib
 import logging
 import time
 
-from ..._progress import progress_bar
+from ..._progress import cut as _cut, progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
 from ..gauge_columns import empty_gauge_columns, network_columns, prepare_gauge
@@ -99,7 +99,7 @@ def analyze(
     try:
         for task in plan.pairs:
             if bar is not None:
-                bar.set_postfix_str(task.pair.name[-50:], refresh=False)
+                bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
             rows.append(_measure(net, store, task, k, keep_flags, tables, angles, (net0, gplan, gauge)))
             if bar is not None:
                 bar.update()

@@ -24,6 +24,9 @@ PAIR_COLUMNS = (
     "right",
     "dim",
     "depth",
+    "block",
+    "layer",
+    "head",
     "k",
     "overlap",
     "baseline",
@@ -46,7 +49,7 @@ PAIR_COLUMNS = (
     "seconds",
 )
 
-_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth")
+_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth", "block", "layer", "head")
 _RUN = ("method", "status", "seconds")
 #: Symmetry and verdict columns that are text or flags, not numbers (docs/schema.md).
 _LABELS = ("symmetry", "gauge", "gauge_dependent", "overlap_verdict", "commutator_verdict",
@@ -54,13 +57,14 @@ _LABELS = ("symmetry", "gauge", "gauge_dependent", "overlap_verdict", "commutato
 #: Columns that hold measured numbers (NaN when a pair cannot be measured).
 _NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _LABELS)
 #: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
-_INTEGER = ("k", "intersection_dim", "lost_dims", "product_rank")
+_INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims", "product_rank")
 
 
 def _identity(pair, depth: int) -> dict:
     """The columns that name a pair (the same whether or not it could be measured)."""
     return {"pair": pair.name, "kind": pair.kind, "left": pair.left, "right": pair.right,
-            "dim": int(pair.dim), "depth": int(depth)}
+            "dim": int(pair.dim), "depth": int(depth), "block": getattr(pair, "block", ""),
+            "layer": getattr(pair, "layer", None), "head": getattr(pair, "head", None)}
 
 
 def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
