@@ -44,7 +44,7 @@ from .geometry import (
     subspace_overlap,
     top_subspaces,
 )
-from .models import AttentionLayer, MatrixInfo, Network, Pair, load
+from .models import AttentionLayer, MatrixInfo, Network, Pair, balanced_network, load
 from .diagnostics import Analysis, analyze
 from .diagnostics import collapse
 from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
@@ -144,6 +144,7 @@ __all__ = [
     "Network",
     "Pair",
     "load",
+    "balanced_network",
     # network analysis (docs/schema.md)
     "Analysis",
     "analyze",

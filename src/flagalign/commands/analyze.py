@@ -78,6 +78,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized SVD")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="BLAS threads (default: the BLAS default; needs threadpoolctl)")
+    p.add_argument("--gauge", choices=("stored", "balanced"), default="stored",
+                   help="stored: measure the weights as stored; balanced: first move the network to "
+                        "the canonical representative of its hidden-layer symmetries (docs/theory.md "
+                        "§7), so that angles no longer depend on the parameterization")
     p.add_argument("--raw", action="store_true",
                    help="do not fold norms (BatchNorm, LayerNorm/RMSNorm gains) into the adjacent "
                    "matrices: measure the stored weights (flagalign.load(fold_norms=False))")
@@ -113,6 +117,7 @@ def run(args) -> int:
             progress=not args.quiet,
             heads=not args.no_heads,
             seed=args.seed,
+            gauge=None if args.gauge == "stored" else args.gauge,
         )
         paths = an.save(tx, formats=formats)
     for w in an.warnings:

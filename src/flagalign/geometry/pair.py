@@ -10,7 +10,7 @@ tracker and ``flagalign trajectory`` all go through it. A new per-pair metric is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -22,6 +22,7 @@ from ._basis import default_sine_tol, rank_from_singular_values, rank_rtol
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
 from .commutator import commutator_and_product
 from .flags import flag_table
+from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry, product_spectrum
 from .imbalance import Imbalance, imbalance_from_grams
 from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
 from .nulls import commutator_null_rms
@@ -75,6 +76,15 @@ class PairAlignment:
     flag_distance_baseline : float  its random-flag RMS (eq. (66))
     soft_position : float   soft relative position (eq. (65)) ∈ [0, 1]; NaN for a trivial flag
     soft_position_baseline : float  its random-flag expectation (eq. (65))
+    symmetry : str          the hidden layer's group (eq. (70)); ``unknown`` when not given
+    gauge : str             ``stored`` (the weights as given) or ``balanced`` (eqs. (73)–(74))
+    gauge_dependent : bool  True when angles, overlap, intersection_dim, flag_table and
+                            commutator change under the hidden layer's group in this gauge
+                            (eq. (75)); the imbalance is gauge-dependent for every non-orthogonal
+                            group; lost_dims and the product spectrum never are
+    product_sv : ndarray    singular values of W_next W (descending), the GL(n) invariants of
+                            the pair (eq. (76)); computed for GL pairs only, else empty
+    product_rank : int      rank of W_next W at eq. (3)'s tolerance (GL pairs; -1 otherwise)
     """
 
     n: int
@@ -98,6 +108,11 @@ class PairAlignment:
     flag_distance_baseline: float = math.nan
     soft_position: float = math.nan
     soft_position_baseline: float = math.nan
+    symmetry: str = "unknown"
+    gauge: str = "stored"
+    gauge_dependent: bool = True
+    product_sv: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    product_rank: int = -1
 
     @property
     def commutator_ratio(self) -> float:
@@ -239,6 +254,8 @@ def pair_alignment(
     left: TopSubspaces | None = None,
     right: TopSubspaces | None = None,
     seed: int = 0,
+    symmetry: str | None = None,
+    gauge: str | None = None,
 ) -> PairAlignment:
     """Every alignment observable of one adjacent pair y = W_next σ(W x) (eq. (14)).
 
@@ -262,6 +279,16 @@ def pair_alignment(
         pairs that share a matrix.
     seed : int
         Seed for the randomized method.
+    symmetry : str, optional
+        The hidden layer's group (eq. (70): ``GL``, ``O``, ``nonzero-diag×perm``,
+        ``pos-diag×perm``, ``signed-perm``, ``perm``; None = ``unknown``). Decides
+        ``gauge_dependent``, the balanced gauge, and (for ``GL``) the product spectrum.
+    gauge : {None, "balanced"}
+        None measures the weights as given. ``"balanced"`` first moves the pair to the minimum-norm
+        point of its hidden layer's orbit (eq. (74) per neuron for the diagonal groups, eq. (73)
+        for GL; nothing to do for orthogonal groups; needs a known ``symmetry``). Only the pair's
+        own hidden layer is balanced: in a network, balance all hidden layers at once with
+        :func:`flagalign.models.gauge.balanced_network`.
     """
     w, wdt = as_float64(W, name="W")
     wn, ndt = as_float64(W_next, name="W_next")
@@ -273,8 +300,20 @@ def pair_alignment(
     k = None if k is None else check_k(k)
     tol = None if tol is None else check_tol(tol)
     seed = check_seed(seed)
+    symmetry, gauge = check_symmetry(symmetry), check_gauge(gauge)
     if not np.any(w) or not np.any(wn):
-        return _zero_pair(w, wn, wdt, ndt, tol, bias)
+        return _with_symmetry(_zero_pair(w, wn, wdt, ndt, tol, bias), symmetry, gauge, w, wn, wdt, ndt)
+    if gauge == "balanced":
+        if symmetry == "unknown":
+            raise InputError("gauge='balanced' needs the pair's symmetry (symmetry=...); it is unknown")
+        b0 = None
+        if bias is not None:
+            b0, _ = as_float64(bias, name="bias", ndim=1)
+            if b0.shape[0] != n:
+                raise ShapeMismatchError(f"bias has {b0.shape[0]} entries, W has {n} outputs")
+        w2, wn2, b2 = balance_pair(w, wn, b0, symmetry)
+        if w2 is not w or wn2 is not wn:
+            w, wn, bias, left, right = w2, wn2, b2, None, None
     if tol is None:
         tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
     if k is None:
@@ -290,8 +329,19 @@ def pair_alignment(
         b, _ = as_float64(bias, name="bias", ndim=1)
         if b.shape[0] != n:
             raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
-    return assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
-                         rtol_n=rank_rtol(wn.shape, ndt), bias=b, dtypes=(wdt, ndt))
+    pa = assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
+                       rtol_n=rank_rtol(wn.shape, ndt), bias=b, dtypes=(wdt, ndt))
+    return _with_symmetry(pa, symmetry, gauge, w, wn, wdt, ndt)
+
+
+def _with_symmetry(pa: PairAlignment, symmetry: str, gauge, w, wn, wdt: str, ndt: str) -> PairAlignment:
+    """``pa`` with the symmetry fields of eqs. (75)–(76) set (the product spectrum for GL pairs)."""
+    extra = {}
+    if symmetry == GL:
+        sv, rank = product_spectrum(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt))
+        extra = {"product_sv": sv, "product_rank": rank}
+    return replace(pa, symmetry=symmetry, gauge=gauge or "stored",
+                   gauge_dependent=angles_gauge_dependent(symmetry, gauge), **extra)
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:

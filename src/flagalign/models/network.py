@@ -68,6 +68,11 @@ class Pair:
     for the transformer families the block index N of the left matrix; for every other graph the
     longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
     strictly increases along every data-flow path. -1 until the :class:`Network` sets it.
+
+    ``symmetry`` is the group of hidden reparameterizations (W, W_next) → (G W, W_next G⁻¹) of
+    ℝ^dim that leave the network function unchanged (:mod:`.symmetry`; docs/theory.md eq. (70)):
+    ``GL``, ``O``, ``nonzero-diag×perm``, ``pos-diag×perm``, ``signed-perm``, ``perm`` or
+    ``unknown`` (set by the architecture rules; ``unknown`` when the activation is not known).
     """
 
     left: str
@@ -79,6 +84,7 @@ class Pair:
     block: str = ""
     layer: int | None = None
     head: int | None = None
+    symmetry: str = "unknown"
 
     @property
     def name(self) -> str:
@@ -235,6 +241,9 @@ class Network:
             f" (+{sum(m.derived for m in self.matrices.values())} derived)",
             "  pairs: " + (", ".join(f"{k}={n}" for k, n in kinds.items()) or "none"),
         ]
+        syms = Counter(p.symmetry for p in self.pairs)
+        if syms:
+            lines.append("  hidden-layer symmetries: " + ", ".join(f"{k}={n}" for k, n in syms.items()))
         if self.attention:
             a = self.attention[0]
             lines.append(

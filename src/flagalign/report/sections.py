@@ -11,10 +11,12 @@ from . import figures as F
 from .html import figure, table
 from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
 from . import position_section as _position  # noqa: F401 - registers the flag-position section
+from . import symmetry_section as _symmetry  # noqa: F401 - registers the symmetry/gauge section
 
 _ROW_COLS = [
     "pair", "kind", "depth", "head", "dim", "k", "overlap_ratio", "commutator_ratio", "overlap",
     "baseline", "angle_median_deg", "intersection_dim", "lost_dims", "commutator", "imbalance",
+    "symmetry", "gauge_dependent", "overlap_verdict",
 ]
 
 
@@ -91,9 +93,10 @@ def _extremes(a):
         return None
     r = ok.sort_values("overlap_ratio", ascending=False)
     n = min(10, len(r))
+    cols = [c for c in _ROW_COLS if c in r.columns]  # tables saved before a column existed
     return (
-        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), _ROW_COLS)
-        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], _ROW_COLS)
+        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), cols)
+        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], cols)
     )
 
 

@@ -10,6 +10,8 @@ import time
 from ..._progress import cut as _cut, progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
+from ..gauge_columns import empty_gauge_columns, network_columns, prepare_gauge
+from ...geometry.gauge import check_gauge
 from .measure import measure_task
 from .plan import _check_options, load_network, make_plan
 from .result import Analysis
@@ -35,6 +37,7 @@ def analyze(
     seed: int = 0,
     keep_flags: bool = True,
     fold_norms: bool = True,
+    gauge: str | None = None,
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
 
@@ -72,6 +75,13 @@ def analyze(
         Fold normalisation gains into the adjacent matrices when loading ``source_or_network``
         (:func:`flagalign.load`); False measures the stored weights (``analyze --raw``). Ignored
         for a :class:`~flagalign.models.Network`, which is measured as it is.
+    gauge : {None, "balanced"}
+        None measures the stored weights. ``"balanced"`` first moves the network to the canonical
+        representative of its symmetry orbit — every hidden layer at once
+        (:func:`flagalign.models.gauge.balanced_network`, docs/theory.md eqs. (73)–(74)) — so that
+        angles, overlap, intersection_dim and commutator no longer depend on the
+        parameterization; the ``gauge_dependent`` column says, per pair, whether they still do
+        (eq. (75)).
 
     Returns
     -------
@@ -79,7 +89,9 @@ def analyze(
     """
     t_start = time.perf_counter()
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
-    net = load_network(source_or_network, fold_norms=fold_norms)
+    gauge = check_gauge(gauge)
+    net0 = load_network(source_or_network, fold_norms=fold_norms)
+    net, gplan, gauge = prepare_gauge(net0, gauge)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
     store = FactorStore(net, plan.matrices, seed)
     rows, tables, angles = [], {}, {}
@@ -88,7 +100,7 @@ def analyze(
         for task in plan.pairs:
             if bar is not None:
                 bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
-            rows.append(_measure(net, store, task, k, keep_flags, tables, angles))
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, (net0, gplan, gauge)))
             if bar is not None:
                 bar.update()
     finally:
@@ -97,6 +109,9 @@ def analyze(
     df = pairs_frame(rows)
     an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
                   _network_info(net), angles=angles, warnings=list(net.warnings))
+    an.summary["options"]["gauge"] = gauge or "stored"
+    if getattr(net, "gauge_summary", None) is not None:  # what the balanced gauge did (§7)
+        an.summary["gauge"] = {k: v for k, v in net.gauge_summary.items() if k != "line"}
     if an.summary["n_failed"]:
         an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
     if heads:
@@ -106,17 +121,24 @@ def analyze(
     return an
 
 
-def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
-    """One pair through the store and :func:`measure_task`; a failure becomes the row's status."""
+def _measure(net, store, task, k, keep_flags, tables, angles, gauge_info) -> dict:
+    """One pair through the store and :func:`measure_task`; a failure becomes the row's status.
+    ``gauge_info`` = (original network, gauge plan, gauge) for the symmetry columns (§7)."""
     p, t0 = task.pair, time.perf_counter()
+    net0, gplan, gauge = gauge_info
     try:
         why = store.problem(p.left) or store.problem(p.right)
         if why:
             row, table, ang = empty_row(p, task.depth, task.method, why), None, None
         else:
+            W, Wn, bias = store.matrix(p.left), store.matrix(p.right), net.bias(p.left)
             row, table, ang = measure_task(
-                task, store.matrix(p.left), store.matrix(p.right), store.factors(p.left),
-                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags)
+                task, W, Wn, store.factors(p.left),
+                store.factors(p.right), k_user=k, bias=bias, keep_flag=keep_flags)
+            if row["status"] == "ok":
+                row.update(network_columns(net0, p, gauge, gplan))  # gauge, gauge_dependent (§7)
+        if row["status"] != "ok":
+            row.update(empty_gauge_columns(net0, p, gauge, gplan))
     except Exception as exc:  # noqa: BLE001 - one bad pair never stops the run
         log.warning("pair %s failed: %s", p.name, exc)
         row = empty_row(p, task.depth, task.method, f"error: {type(exc).__name__}: {exc}"[:200])

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..._json import clean
+from ..gauge_columns import GAUGE_COLUMNS
 
 __all__ = ["PAIR_COLUMNS", "empty_row", "pair_row", "pairs_frame", "summarize",
            "stored_parameters"]
@@ -42,6 +43,7 @@ PAIR_COLUMNS = (
     "imbalance_diag",
     "imbalance_offdiag",
     "imbalance_abs",
+    *GAUGE_COLUMNS,  # symmetry, gauge, gauge_dependent, GL invariants, nulls and verdicts (§7)
     "method",
     "status",
     "seconds",
@@ -60,11 +62,14 @@ PAIR_COLUMNS = (
 _IDENTITY = ("pair", "kind", "left", "right", "dim", "depth", "block", "layer", "head")
 _RUN = ("method", "status", "seconds")
 _TEXT = ("flag_type_left", "flag_type_right")
+#: Symmetry and verdict columns that are text or flags, not numbers (docs/schema.md).
+_LABELS = ("symmetry", "gauge", "gauge_dependent", "overlap_verdict", "commutator_verdict",
+           "imbalance_verdict")  # fmt: skip
 #: Columns that hold measured numbers (NaN when a pair cannot be measured).
-_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _TEXT)
+_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _TEXT + _LABELS)
 #: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
 _INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims", "flag_splits_left",
-            "flag_splits_right")
+            "flag_splits_right", "product_rank")
 
 
 def _identity(pair, depth: int) -> dict:
@@ -78,12 +83,21 @@ def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) 
     """A row with every measurement NaN and ``status`` saying why."""
     row = {**_identity(pair, depth), "method": method, "status": status, "seconds": float(seconds)}
     row.update({c: math.nan for c in _NUMERIC + _TEXT})
+    row.update(_labels(pair))
     return {c: row[c] for c in PAIR_COLUMNS}
+
+
+def _labels(pair) -> dict:
+    """Placeholders of the label columns (``analyze`` fills them for its gauge, §7)."""
+    return {"symmetry": getattr(pair, "symmetry", "unknown"), "gauge": "stored", "gauge_dependent": True,
+            "overlap_verdict": "n/a", "commutator_verdict": "n/a", "imbalance_verdict": "n/a"}
 
 
 def pair_row(pair, depth: int, pa, method: str, seconds: float = 0.0) -> dict:
     """The row of a measured pair: its identity plus :meth:`PairAlignment.scalars`."""
     row = {**_identity(pair, depth), "method": method, "status": "ok", "seconds": float(seconds)}
+    row.update({c: math.nan for c in GAUGE_COLUMNS})
+    row.update(_labels(pair))
     row.update(pa.scalars())
     return {c: row[c] for c in PAIR_COLUMNS}
 
@@ -91,7 +105,8 @@ def pair_row(pair, depth: int, pa, method: str, seconds: float = 0.0) -> dict:
 def pairs_frame(rows: list) -> pd.DataFrame:
     """``Analysis.pairs``: the rows in :data:`PAIR_COLUMNS` order with the schema's dtypes."""
     df = pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
-    return df.astype({"dim": "int64", "depth": "int64", **{c: "Int64" for c in _INTEGER}})
+    return df.astype({"dim": "int64", "depth": "int64", "gauge_dependent": "bool",
+                      **{c: "Int64" for c in _INTEGER}})  # fmt: skip
 
 
 def summarize(df: pd.DataFrame) -> dict:
