@@ -37,6 +37,7 @@ from .._arrays import as_float64
 from ..errors import InputError, ShapeMismatchError
 from ._basis import rank_rtol
 from .imbalance import Imbalance
+from .lost import basis_error
 
 __all__ = ["PairProducts", "pair_products", "qr_factor"]
 
@@ -146,7 +147,7 @@ def _skew_norm(c: np.ndarray) -> float:
 
 
 def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: float,
-                 rtol_n: float) -> tuple[int, int]:
+                 rtol_n: float, n_rows: int = 0) -> tuple[int, int]:
     """(lost_dims, rank W) of eq. (19). ``r1`` = R₁[:i, :i] (upper triangular: W = Q[:, :i] r1),
     ``r2top`` = R₂[:i] (so W_next·Q[:, :i] = r2topᵀ), ``r2`` = R₂ (σ(W_next) = σ(R₂))."""
     if r1.size == 0:
@@ -162,10 +163,13 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
         return r, r
     if r == r1.shape[0]:  # full column rank: Q[:, :i] is a basis of col W, W_next·Q[:, :i] = r2topᵀ
         s = sla.svdvals(r2top, check_finite=False)
+        tol = rtol_n
     else:
         u1 = sla.svd(r1, full_matrices=False, lapack_driver="gesdd", check_finite=False)[0]
         s = sla.svdvals(r2top.T @ u1[:, :r], check_finite=False)
-    return int(r - np.count_nonzero(s > rtol_n * s_next[0])), r
+        # U₁ᵣ carries the SVD's basis error into W_next·Q U₁ᵣ (eq. (12))
+        tol = rtol_n + basis_error((n_rows, r1.shape[1]), s1[0], s1[r - 1])
+    return int(r - np.count_nonzero(s > tol * s_next[0])), r
 
 
 def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
@@ -281,7 +285,7 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
                     relative=full / denom if denom > 0 else float("nan"))
     lost_d, rank_w = (None, None)
     if lost:
-        lost_d, rank_w = _lost_from_r(r1, r2[:i], r2, rtol_w, rtol_n)
+        lost_d, rank_w = _lost_from_r(r1, r2[:i], r2, rtol_w, rtol_n, n)
     return PairProducts(n=n, m=m, route="qr", commutator=float(comm), imbalance=imb,
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(off, denom, full), lost_dims=lost_d,
