@@ -1,0 +1,48 @@
+"""Memory and time bounds of ``analyze`` on shapes that used to form n×n temporaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from _hardening import SRC
+
+_CHILD = r"""
+import json, resource, sys, time
+from flagalign.cli import main
+t = time.perf_counter()
+rc = main(["analyze", sys.argv[1], "--out", sys.argv[2], "--quiet"])
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_tall_pair_analyzes_in_seconds_and_small_memory(tmp_path):
+    """A 20000×2 writer and a 2×20000 reader (an n×n Gram would be 3.2 GB): the whole CLI
+    ``analyze`` in a fresh process, < 10 s wall and peak RSS < 500 MB (getrusage)."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "tall.safetensors"
+    save_file({"0.weight": rng.standard_normal((20000, 2)).astype(np.float32),
+               "1.weight": rng.standard_normal((2, 20000)).astype(np.float32)}, str(src))
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC), OPENBLAS_NUM_THREADS="1",
+               MPLBACKEND="Agg")
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    wall = time.perf_counter() - t
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0
+    assert wall < 10.0, got
+    assert got["maxrss_mb"] < 500, got
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "out" / "pairs.csv")
+    assert len(df) == 1 and df.status.iloc[0] == "ok" and np.isfinite(df.commutator.iloc[0])
