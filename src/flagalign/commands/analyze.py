@@ -78,6 +78,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized SVD")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="BLAS threads (default: the BLAS default; needs threadpoolctl)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=None,
+                   help="worker processes, one BLAS thread each (default: physical cores; "
+                   "1: in process)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run on a Dask cluster (pip install 'flagalign[dask]'; docs/scaling.md)")
     p.add_argument("--raw", action="store_true",
                    help="do not fold norms (BatchNorm, LayerNorm/RMSNorm gains) into the adjacent "
                    "matrices: measure the stored weights (flagalign.load(fold_norms=False))")
@@ -112,6 +117,8 @@ def run(args) -> int:
             progress=not args.quiet,
             heads=not args.no_heads,
             seed=args.seed,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
         )
         paths = an.save(out_dir, formats=formats)
     for w in an.warnings:

@@ -10,6 +10,8 @@ import time
 from ..._progress import progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
+from ..._parallel import check_jobs
+from .engine import PARALLEL_MIN_FLOPS, run_pairs, serial_flops, source_spec
 from .measure import measure_task
 from .plan import _check_options, load_network, make_plan
 from .result import Analysis
@@ -35,6 +37,8 @@ def analyze(
     seed: int = 0,
     keep_flags: bool = True,
     fold_norms: bool = True,
+    jobs: int | None = None,
+    scheduler=None,
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
 
@@ -79,8 +83,53 @@ def analyze(
     """
     t_start = time.perf_counter()
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
+    n_jobs = check_jobs(jobs)
     net = load_network(source_or_network, fold_norms=fold_norms)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
+    use_pool = scheduler is not None or (n_jobs > 1 and len(plan.pairs) > 1 and (
+        jobs is not None or serial_flops(net, plan) >= PARALLEL_MIN_FLOPS))
+    if use_pool:
+        rows, tables, angles, store = _run_pool(source_or_network, fold_norms, net, plan,
+                                                 n_jobs, scheduler, k, keep_flags, seed,
+                                                 progress)
+    else:
+        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress)
+    df = pairs_frame(rows)
+    an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
+                  _network_info(net), angles=angles, warnings=list(net.warnings))
+    an.summary["workers"] = 1 if not use_pool else ("dask" if scheduler is not None else n_jobs)
+    if an.summary["n_failed"]:
+        an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
+    if heads:
+        t_heads = time.perf_counter()
+        _run_heads_hook(net, an, progress)
+        an.summary["heads_seconds"] = round(time.perf_counter() - t_heads, 4)
+    return an
+
+
+def _run_pool(source, fold_norms, net, plan, n_jobs, scheduler, k, keep_flags, seed, progress):
+    from ..._parallel import make_pool
+
+    bar = progress_bar(len(plan.pairs), progress, "pairs")
+    pool = make_pool(n_jobs, scheduler)
+
+    def on_row(task):
+        if bar is not None:
+            bar.set_postfix_str(task.pair.name[-50:], refresh=False)
+            bar.update()
+
+    try:
+        rows, tables, angles, stats = run_pairs(net, plan, source_spec(source, fold_norms), pool,
+                                                k_user=k, keep_flag=keep_flags, seed=seed,
+                                                on_row=on_row)
+    finally:
+        pool.close()
+        if bar is not None:
+            bar.close()
+    return rows, tables, angles, stats
+
+
+def _run_local(net, plan, k, keep_flags, seed, progress):
     store = FactorStore(net, plan.matrices, seed)
     rows, tables, angles = [], {}, {}
     bar = progress_bar(len(plan.pairs), progress, "pairs")
@@ -94,16 +143,7 @@ def analyze(
     finally:
         if bar is not None:
             bar.close()
-    df = pairs_frame(rows)
-    an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
-                  _network_info(net), angles=angles, warnings=list(net.warnings))
-    if an.summary["n_failed"]:
-        an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
-    if heads:
-        t_heads = time.perf_counter()
-        _run_heads_hook(net, an, progress)
-        an.summary["heads_seconds"] = round(time.perf_counter() - t_heads, 4)
-    return an
+    return rows, tables, angles, store
 
 
 def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
