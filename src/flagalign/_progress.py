@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "progress_iter"]
 
 
 def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
@@ -19,3 +19,18 @@ def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
         return None
     kw.setdefault("mininterval", 0)  # items are slow (pairs, checkpoints): show every step
     return tqdm(total=total, desc=label, file=sys.stderr, leave=False, **kw)
+
+
+def progress_iter(items, enabled: bool = True, label: str = ""):
+    """Iterate over ``items`` with a :func:`progress_bar` that advances per item and is closed at
+    the end (also when the loop is left early)."""
+    items = list(items)
+    bar = progress_bar(len(items), enabled, label)
+    try:
+        for item in items:
+            yield item
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()

@@ -12,7 +12,31 @@ import contextlib
 
 from .errors import InputError, MissingDependencyError
 
-__all__ = ["blas_threads"]
+__all__ = ["blas_threads", "set_process_blas_threads"]
+
+
+def _threadpool_limits():
+    try:
+        from threadpoolctl import threadpool_limits  # deferred: only when a limit is asked
+    except ImportError:
+        raise MissingDependencyError(
+            "limiting BLAS threads needs threadpoolctl: pip install threadpoolctl") from None
+    return threadpool_limits
+
+
+def _check(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"threads={n!r}: need a positive integer (or None for the BLAS default)")
+
+
+def set_process_blas_threads(n: int = 1) -> None:
+    """Limit the BLAS/OpenMP pools of the *whole process* to ``n`` threads, for good.
+
+    For worker processes (a pool initializer, an experiment's worker) that do nothing else; in a
+    user's process use the scoped :func:`blas_threads` instead.
+    """
+    _check(n)
+    _threadpool_limits()(limits=n)
 
 
 @contextlib.contextmanager
@@ -34,12 +58,6 @@ def blas_threads(n: int | None = 1):
     if n is None:
         yield
         return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"threads={n!r}: need a positive integer (or None for the BLAS default)")
-    try:
-        from threadpoolctl import threadpool_limits  # deferred: only when a limit is asked
-    except ImportError:
-        raise MissingDependencyError(
-            "limiting BLAS threads needs threadpoolctl: pip install threadpoolctl") from None
-    with threadpool_limits(limits=n):
+    _check(n)
+    with _threadpool_limits()(limits=n):
         yield

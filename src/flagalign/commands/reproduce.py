@@ -1,4 +1,4 @@
-"""``flagalign reproduce NAME [--quick] [--out DIR] [--quiet]``: run a registered experiment.
+"""``flagalign reproduce NAME [--quick] [--seeds N] [--jobs J] [--model SRC] [--out DIR] [--quiet]``: run a registered experiment.
 
 Prints the experiment's markdown table and a pass/fail summary. Exit 0 when every pass
 criterion held, 1 when one failed, 2 on bad input (unknown name).
@@ -26,17 +26,42 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="reduced run (minutes, used by the tests)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: flagalign-out/NAME)")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of seeds (experiments that take it: hierarchy, resnet, lm-heads)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel worker processes (hierarchy; results do not depend on it)")
+    p.add_argument("--model", action="append", default=None, metavar="SRC",
+                   help="lm-heads: a model to analyse (alias, path or HF folder; repeatable; "
+                   "default: the packaged minilm and smollm2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..errors import InputError
     from ..experiments.framework import get
 
     runner = get(args.name)  # InputError (exit 2) for an unknown name
     out = args.out if args.out is not None else Path("flagalign-out") / args.name
     t0 = time.perf_counter()
-    result = runner(out, quick=bool(args.quick), progress=not args.quiet)
+    import inspect
+
+    accepted = inspect.signature(runner).parameters
+    kwargs = {}
+    if args.model is not None:
+        if "models" not in accepted:
+            raise InputError(f"--model: not supported by experiment {args.name!r}")
+        kwargs["models"] = list(args.model)
+    for key in ("seeds", "jobs"):
+        value = getattr(args, key)
+        if value is None or (key == "jobs" and value == 1):
+            continue
+        if key not in accepted:
+            raise InputError(f"--{key}: not supported by experiment {args.name!r}")
+        if value < 1:
+            raise InputError(f"--{key}: must be a positive integer, got {value}")
+        kwargs[key] = value
+    result = runner(out, quick=bool(args.quick), progress=not args.quiet, **kwargs)
     elapsed = time.perf_counter() - t0
     print(result.table_markdown)
     print()

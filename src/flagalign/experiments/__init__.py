@@ -1,7 +1,9 @@
 """Reproducible experiments behind ``flagalign reproduce NAME [--quick] [--out DIR]``.
 
 An experiment is a function ``run(out_dir: pathlib.Path, quick: bool, progress: bool) ->
-ExperimentResult`` registered with :func:`register`. See :mod:`flagalign.experiments.framework`.
+ExperimentResult`` registered with :func:`register` (``hierarchy``, ``resnet`` and ``lm-heads``
+also take ``seeds``; ``hierarchy`` takes ``jobs``) and writes ``verdict.json``
+(:mod:`flagalign.experiments.verdict`). See :mod:`flagalign.experiments.framework`.
 """
 
 from .framework import EXPERIMENTS, ExperimentResult, get, register

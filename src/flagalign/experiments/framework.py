@@ -36,10 +36,10 @@ class ExperimentResult:
 Runner = Callable[..., ExperimentResult]
 
 # name -> module that registers it (imported lazily so torch is only needed when run)
-_MODULES = {
-    "ridge": "flagalign.experiments.ridge",
-    "collapse": "flagalign.experiments.neural_collapse",
-}
+_MODULES = {"ridge": "flagalign.experiments.ridge", "collapse": "flagalign.experiments.neural_collapse",
+            "hierarchy": "flagalign.experiments.hierarchy",
+            "resnet": "flagalign.experiments.resnet",
+            "lm-heads": "flagalign.experiments.lm_heads"}
 EXPERIMENTS: dict[str, Runner] = {}
 
 

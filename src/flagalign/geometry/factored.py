@@ -35,7 +35,7 @@ import scipy.linalg as sla
 
 from .._arrays import as_float64
 from ..errors import InputError, ShapeMismatchError
-from ._basis import rank_rtol
+from ._basis import rank_from_singular_values, rank_rtol
 from .imbalance import Imbalance
 from .lost import basis_error
 
@@ -155,7 +155,7 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
     s1 = sla.svdvals(r1, check_finite=False)
     if s1[0] == 0.0:
         return 0, 0
-    r = int(np.count_nonzero(s1 > rtol_w * s1[0]))
+    r = rank_from_singular_values(s1, rtol_w)
     if r == 0:
         return 0, 0
     s_next = sla.svdvals(r2, check_finite=False) if r2.size else np.zeros(0)
@@ -169,7 +169,7 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
         s = sla.svdvals(r2top.T @ u1[:, :r], check_finite=False)
         # U₁ᵣ carries the SVD's basis error into W_next·Q U₁ᵣ (eq. (12))
         tol = rtol_n + basis_error((n_rows, r1.shape[1]), s1[0], s1[r - 1])
-    return int(r - np.count_nonzero(s > tol * s_next[0])), r
+    return r - rank_from_singular_values(s, tol, scale=s_next[0]), r
 
 
 def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,

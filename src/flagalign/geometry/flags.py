@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from .._arrays import as_float64, input_eps
+from .._arrays import as_float64
 from ..errors import InputError, ToleranceError
 from .flag_position import partial_relative_position
-from .partial_flag import Flag
+from .partial_flag import Flag, _check_orthonormal
 
 __all__ = ["flag_table", "flag_intersection_dims", "relative_position"]
 
@@ -22,13 +22,7 @@ def _orthonormal(X, name: str) -> np.ndarray:
     x, dtype = as_float64(X, name=name)
     if x.shape[1] > x.shape[0]:
         raise InputError(f"{name}: a flag basis needs at most n columns, got shape {x.shape}")
-    err = np.max(np.abs(x.T @ x - np.eye(x.shape[1]))) if x.shape[1] else 0.0
-    limit = max(1e-8, 1e3 * input_eps(dtype))
-    if not err <= limit:
-        raise InputError(
-            f"{name}: columns are not orthonormal (max |XᵀX − I| = {err:.2e} > {limit:.0e}); "
-            "pass e.g. the U or V factor of an SVD"
-        )
+    _check_orthonormal(x, dtype, name)
     return x
 
 

@@ -40,9 +40,11 @@ class AlignmentCallback(_TrainerCallback):
     Parameters
     ----------
     every, k, pairs, log, method :
-        Passed to :class:`~flagalign.AlignmentTracker`. Transformer blocks are not
-        ``nn.Sequential``; without ``pairs`` the tracker falls back to consecutive ``nn.Linear``
-        modules in registration order (activation "unknown"), so pass the pairs you mean, e.g.
+        Passed to :class:`~flagalign.AlignmentTracker`. Without ``pairs`` the tracker takes the
+        whole-``nn.Linear`` pairs of the layer graph that :func:`flagalign.load` builds for a
+        recognised architecture (BERT, GPT-2-like, Llama, ...); for an unrecognised model it falls
+        back to consecutive ``nn.Linear`` modules in registration order (activation "unknown"),
+        so pass the pairs you mean there, e.g.
         ``[("bert.encoder.layer.0.intermediate.dense", "bert.encoder.layer.0.output.dense")]``.
 
     log_metrics : bool

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..._progress import progress_bar
 from ..._threads import blas_threads
 from ...errors import InputError
 from ...models.network import AttentionLayer, Network
@@ -236,11 +237,7 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
     blocks.append(cur)
     rows, lrows, base = [], [], {}
     total = sum(len(atts) - 1 - blk[0] for blk in blocks)
-    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=f"composition[{kind}]", file=sys.stderr, leave=False,
-               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
+    bar = progress_bar(total, not quiet, f"composition[{kind}]")
     for blk in blocks:
         srcs = {i: _source(network, atts[i]) for i in blk}
         nulls = {i: _Source(_rotation(atts[i], seed) @ srcs[i].Wo, srcs[i].Rv, srcs[i].norm)
@@ -270,9 +267,11 @@ def _composition(network, kind, layers, max_bytes, baseline_heads, seed, null, q
                     row += [nm, ns, mean / nm, float(np.mean(S > nm + 3 * ns))]
                 lrows.append(tuple(row))
             del tgt
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
         del srcs, nulls
-    bar.close()
+    if bar is not None:
+        bar.close()
     scores = pd.DataFrame(rows, columns=["src_layer", "src_head", "dst_layer", "dst_head", "score",
                                          "null_score"])
     if not rot:

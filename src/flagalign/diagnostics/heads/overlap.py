@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..._progress import progress_iter
 from ..._threads import blas_threads
 from ...errors import InputError
 from ..._validate import check_seed
@@ -272,12 +273,7 @@ def head_overlap(
             )
         atts = [a for a in atts if a.layer in want]
     mats, shared, rows = {}, {}, []
-    # tqdm.auto: a widget in Jupyter, text on a terminal (deferred: it probes IPython at import)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(atts, desc=f"heads[{subspace}]", file=sys.stderr, leave=False,
-               disable=quiet or not (sys.stderr.isatty() or "notebook" in tqdm.__module__))
-    for attn in bar:
+    for attn in progress_iter(atts, not quiet, f"heads[{subspace}]"):
         with blas_threads(threads):
             bases = layer_head_bases(network, attn, subspace, k)
             S = overlap_sums(bases)
