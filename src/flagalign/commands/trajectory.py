@@ -7,8 +7,15 @@ contains a step number (the last integer in the name: ``step_100.pt``, ``checkpo
 ``--lr/--weight-decay [--momentum]`` give the predicted rate (eqs. (22), (25)); the law is only
 asserted for pairs whose activation you state with ``--activation``.
 
-Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates.csv`` and
-``trajectory.png`` under ``--out`` (default ``flagalign-out/trajectory-<dir name>``).
+Each checkpoint is one task on the ``analyze`` engine (one factor task per matrix, the one pair
+assembler), run in ``--jobs`` worker processes (one BLAS thread each) or on a Dask cluster
+(``--scheduler``); each completed checkpoint is appended at once to ``trajectory.jsonl`` under
+``--out``, and a rerun with the same ``--out`` and ``--k`` skips the checkpoints already there
+(``--fresh`` starts over), so a long run that was stopped resumes.
+
+Writes ``trajectory.jsonl`` (one record per checkpoint), ``trajectory.csv`` (long: step,
+checkpoint, pair, metric, value), ``rates.csv`` and ``trajectory.png`` under ``--out`` (default
+``flagalign-out/trajectory-<dir name>``).
 """
 
 from __future__ import annotations
@@ -82,6 +89,12 @@ def register(subparsers) -> None:
     p.add_argument("--activation", choices=("linear", "homogeneous", "other", "unknown"),
                    default="unknown", help="activation between paired layers (asserts the law)")  # fmt: skip
     p.add_argument("--tail", type=float, default=0.5, help="fit on this last fraction of the steps")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes, one checkpoint each (default: physical cores)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run the checkpoints on a Dask cluster (docs/scaling.md)")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore checkpoints already in OUT/trajectory.jsonl (default: resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -107,44 +120,47 @@ def _prediction(args):
 def run(args) -> int:
     import pandas as pd
 
-    from .. import load
-    from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
+    from .._parallel import check_jobs
+    from ..diagnostics.analysis.checkpoints import FORMAT, read_records
+    from ..diagnostics.dynamics.metrics import METRICS, rate_table
 
     if not (0 < args.tail <= 1):
         raise InputError(f"--tail must be in (0, 1], got {args.tail}")
+    jobs = check_jobs(getattr(args, "jobs", None))
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
-    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
-    rows, ks, dtypes, shapes = [], {}, {}, {}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    jsonl = out / "trajectory.jsonl"
+    header = {"format": FORMAT, "k": args.k}
+    if getattr(args, "fresh", False) and jsonl.exists():
+        jsonl.unlink()
+    try:
+        done = read_records(jsonl, header)
+    except ValueError as exc:
+        raise InputError(f"{exc}; pass --fresh or another --out") from None
+    names = {s: p.name for s, p in ckpts}
+    done = {s: r for s, r in done.items() if names.get(s) == r["checkpoint"]}
+    records = _run_checkpoints(ckpts, done, args, jobs, jsonl, header)
+    shapes: dict = {}
+    rows, ks, dtypes = [], {}, {}
     for step, path in ckpts:
-        try:
-            net = load(str(path))
-        except FlagalignError as exc:  # name the checkpoint, not just the file inside it
-            raise type(exc)(f"checkpoint {path}: {exc}") from None
-        if not net.pairs:
-            raise InputError(f"{path}: no adjacent pairs found in this checkpoint")
-        for pair in net.pairs:
-            name = pair.name
-            shp = (net.matrices[pair.left].shape, net.matrices[pair.right].shape)
+        rec = records[step]
+        for pr in rec["pairs"]:
+            name = pr["pair"]
+            shp = tuple(tuple(x) for x in pr["shapes"])
             first = shapes.setdefault(name, (shp, path))
             if first[0] != shp:
                 raise ShapeMismatchError(
                     f"checkpoint {path}: pair {name} has shapes {shp[0]}, {shp[1]}, but checkpoint "
                     f"{first[1]} has {first[0][0]}, {first[0][1]}; trajectory needs one architecture"
                 )
-            try:
-                vals, k = pair_metrics(net.matrix(pair.left), net.matrix(pair.right),
-                                       net.bias(pair.left), k=ks.get(name, args.k))  # fmt: skip
-            except FlagalignError as exc:
-                raise type(exc)(f"checkpoint {path}: pair {name}: {exc}") from None
-            ks[name] = k
-            dtypes[name] = net.matrices[pair.left].dtype
-            rows.extend((step, path.name, name, m, float(vals[m])) for m in METRICS)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            ks.setdefault(name, pr["k"])
+            dtypes[name] = pr["dtype"]
+            rows.extend((step, path.name, name, m, float(pr["values"][m])) for m in METRICS)
     hist = pd.DataFrame(rows, columns=["step", "checkpoint", "pair", "metric", "value"])
     from .._arrays import input_eps
 
@@ -155,7 +171,6 @@ def run(args) -> int:
         eps={p: input_eps(dt) for p, dt in dtypes.items()},
         tail=args.tail,
     )
-    out.mkdir(parents=True, exist_ok=True)
     hist.to_csv(out / "trajectory.csv", index=False)
     rates.to_csv(out / "rates.csv", index=False)
     fig = _figure(hist, rates, out / "trajectory.png")
@@ -165,9 +180,61 @@ def run(args) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"prediction: {pred.reason}")
-    for f in (out / "trajectory.csv", out / "rates.csv", fig):
+    for f in (jsonl, out / "trajectory.csv", out / "rates.csv", fig):
         print(f"wrote {f}")
     return 0
+
+
+def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
+    """{step: record} for every checkpoint: those in ``done`` as read, the first one (which fixes
+    each pair's k) first, the rest in a pool when ``--jobs`` > 1 or ``--scheduler``; each record
+    is appended to ``jsonl`` as soon as it completes."""
+    from ..diagnostics.analysis.checkpoints import append_record, checkpoint_job
+
+    records = dict(done)
+    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
+    if bar is not None and records:
+        bar.update(len(records))
+
+    def finish(rec):
+        append_record(jsonl, rec, header)
+        records[rec["step"]] = rec
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        step0, path0 = ckpts[0]
+        if step0 not in records:
+            finish(checkpoint_job(path0, step0, None, args.k))
+        ks = {p["pair"]: p["k"] for p in records[step0]["pairs"]}
+        todo = [(s, p) for s, p in ckpts if s not in records]
+        scheduler = getattr(args, "scheduler", None)
+        if todo and (scheduler is not None or (jobs > 1 and len(todo) > 1)):
+            from .._parallel import make_pool
+
+            pool = make_pool(jobs, scheduler)
+            try:
+                inflight, it = {}, iter(todo)
+                cap = 2 * pool.workers
+                while True:
+                    for s, p in it:
+                        inflight[pool.submit(checkpoint_job, str(p), s, ks, args.k)] = s
+                        if len(inflight) >= cap:
+                            break
+                    if not inflight:
+                        break
+                    for fut in pool.wait_first(inflight):
+                        inflight.pop(fut)
+                        finish(fut.result())
+            finally:
+                pool.close()
+        else:
+            for s, p in todo:
+                finish(checkpoint_job(p, s, ks, args.k))
+    finally:
+        if bar is not None:
+            bar.close()
+    return records
 
 
 def _figure(hist, rates, path: Path) -> Path:

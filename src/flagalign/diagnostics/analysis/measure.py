@@ -17,7 +17,7 @@ from ...geometry.pair import assemble_pair
 from .store import truncate
 from .table import empty_row, pair_row
 
-__all__ = ["measure_task", "choose_k", "factor_rank"]
+__all__ = ["measure_task", "align_task", "choose_k", "factor_rank"]
 
 
 def factor_rank(f, shape, rtol: float, method: str) -> int:
@@ -42,6 +42,28 @@ def choose_k(k_user, n: int, rank_w: int, rank_next: int) -> int:
     return max(1, min(int(k_user), r))
 
 
+def align_task(task, W, Wn, left, right, *, k_user=None, bias=None):
+    """The :class:`~flagalign.geometry.pair.PairAlignment` of one planned pair from its factors,
+    or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
+    :func:`measure_task`, shared with ``trajectory``."""
+    p = task.pair
+    if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
+        return None, f"shape mismatch {W.shape} -> {Wn.shape} (dim {p.dim})"
+    rtol_w, rtol_n = task.rtols
+    rw = factor_rank(left, W.shape, rtol_w, task.method)
+    rn = factor_rank(right, Wn.shape, rtol_n, task.method)
+    kk = choose_k(k_user, int(p.dim), rw, rn)
+    if kk == 0:
+        return None, "rank 0 (zero map)"
+    # W'’s numerical rank is exact when its factor shows it (full spectrum or GramFactors); the
+    # truncation below hides it from the assembler
+    exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
+    pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
+                       rtol_n=rtol_n, bias=bias,
+                       rank_next=rn if exact_rn and task.method == "exact" else None)
+    return pa, None
+
+
 def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True):
     """Measure one planned pair; returns ``(row, flag_table, angles_deg)`` (tables None if the
     row is not ok).
@@ -63,22 +85,9 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     """
     t0 = time.perf_counter()
     p, depth = task.pair, task.depth
-    if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
-        return (empty_row(p, depth, task.method, f"shape mismatch {W.shape} -> {Wn.shape} "
-                          f"(dim {p.dim})"), None, None)
-    rtol_w, rtol_n = task.rtols
-    rw = factor_rank(left, W.shape, rtol_w, task.method)
-    rn = factor_rank(right, Wn.shape, rtol_n, task.method)
-    kk = choose_k(k_user, int(p.dim), rw, rn)
-    if kk == 0:
-        return empty_row(p, depth, task.method, "rank 0 (zero map)",
-                         time.perf_counter() - t0), None, None
-    # W'’s numerical rank is exact when its factor shows it (full spectrum or GramFactors); the
-    # truncation below hides it from the assembler
-    exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
-    pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
-                       rtol_n=rtol_n, bias=bias,
-                       rank_next=rn if exact_rn and task.method == "exact" else None)
+    pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias)
+    if pa is None:
+        return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None
     row = pair_row(p, depth, pa, task.method, time.perf_counter() - t0)
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64)).astype(np.float32)
     table = np.asarray(pa.flag_table, dtype=np.float32) if keep_flag else None
