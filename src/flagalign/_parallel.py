@@ -128,7 +128,7 @@ class DaskPool:
             self.client, self._own = scheduler, False
         else:
             try:
-                self.client = distributed.Client(str(scheduler), timeout="20s")
+                self.client = distributed.Client(str(scheduler), timeout="10s")
             except (OSError, TimeoutError) as exc:
                 raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
             self._own = True
