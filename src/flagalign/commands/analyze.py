@@ -83,6 +83,11 @@ def register(subparsers) -> None:
                    "1: in process)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run on a Dask cluster (pip install 'flagalign[dask]'; docs/scaling.md)")
+    p.add_argument("--device", choices=("cpu", "cpu-torch", "cuda"), default="cpu",
+                   help="where factors and pair products are computed: numpy on the CPU "
+                   "(default), torch.linalg on a CUDA GPU, or the torch code on the CPU")
+    p.add_argument("--precision", choices=("float64", "float32"), default="float64",
+                   help="compute precision of --device cuda/cpu-torch (default float64)")
     p.add_argument("--raw", action="store_true",
                    help="do not fold norms (BatchNorm, LayerNorm/RMSNorm gains) into the adjacent "
                    "matrices: measure the stored weights (flagalign.load(fold_norms=False))")
@@ -119,6 +124,8 @@ def run(args) -> int:
             seed=args.seed,
             jobs=args.jobs,
             scheduler=args.scheduler,
+            device=None if args.device == "cpu" else args.device,
+            precision=args.precision,
         )
         paths = an.save(out_dir, formats=formats)
     for w in an.warnings:

@@ -42,10 +42,15 @@ def choose_k(k_user, n: int, rank_w: int, rank_next: int) -> int:
     return max(1, min(int(k_user), r))
 
 
-def align_task(task, W, Wn, left, right, *, k_user=None, bias=None):
+def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None):
     """The :class:`~flagalign.geometry.pair.PairAlignment` of one planned pair from its factors,
     or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
-    :func:`measure_task`, shared with ``trajectory``."""
+    :func:`measure_task`, shared with ``trajectory``. ``device``: a
+    :class:`~.device.Device` computes the pair products with torch (:func:`.device.pair`)."""
+    if device is not None:
+        from .device import pair
+
+        return pair(device, task, W, Wn, left, right, k_user=k_user, bias=bias)
     p = task.pair
     if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
         return None, f"shape mismatch {W.shape} -> {Wn.shape} (dim {p.dim})"
@@ -64,7 +69,8 @@ def align_task(task, W, Wn, left, right, *, k_user=None, bias=None):
     return pa, None
 
 
-def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True):
+def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True,
+                 device=None):
     """Measure one planned pair; returns ``(row, flag_table, angles_deg)`` (tables None if the
     row is not ok).
 
@@ -85,7 +91,7 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     """
     t0 = time.perf_counter()
     p, depth = task.pair, task.depth
-    pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias)
+    pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias, device=device)
     if pa is None:
         return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None
     row = pair_row(p, depth, pa, task.method, time.perf_counter() - t0)

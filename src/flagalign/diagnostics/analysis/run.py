@@ -11,6 +11,7 @@ from ..._progress import progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
 from ..._parallel import check_jobs
+from .device import resolve_device
 from .engine import PARALLEL_MIN_FLOPS, run_pairs, serial_flops, source_spec
 from .measure import measure_task
 from .plan import _check_options, load_network, make_plan
@@ -39,6 +40,8 @@ def analyze(
     fold_norms: bool = True,
     jobs: int | None = None,
     scheduler=None,
+    device: str | None = None,
+    precision: str = "float64",
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
 
@@ -84,20 +87,24 @@ def analyze(
     t_start = time.perf_counter()
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
     n_jobs = check_jobs(jobs)
+    dev = resolve_device(device, precision)
     net = load_network(source_or_network, fold_norms=fold_norms)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
-    use_pool = scheduler is not None or (n_jobs > 1 and len(plan.pairs) > 1 and (
-        jobs is not None or serial_flops(net, plan) >= PARALLEL_MIN_FLOPS))
+    use_pool = dev is None and (scheduler is not None or (
+        n_jobs > 1 and len(plan.pairs) > 1
+        and (jobs is not None or serial_flops(net, plan) >= PARALLEL_MIN_FLOPS)))
     if use_pool:
         rows, tables, angles, store = _run_pool(source_or_network, fold_norms, net, plan,
                                                  n_jobs, scheduler, k, keep_flags, seed,
                                                  progress)
     else:
-        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress)
+        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress, dev)
     df = pairs_frame(rows)
     an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
                   _network_info(net), angles=angles, warnings=list(net.warnings))
     an.summary["workers"] = 1 if not use_pool else ("dask" if scheduler is not None else n_jobs)
+    if dev is not None:
+        an.summary["device"] = {"device": dev.name, "precision": dev.precision}
     if an.summary["n_failed"]:
         an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
     if heads:
@@ -129,15 +136,22 @@ def _run_pool(source, fold_norms, net, plan, n_jobs, scheduler, k, keep_flags, s
     return rows, tables, angles, stats
 
 
-def _run_local(net, plan, k, keep_flags, seed, progress):
-    store = FactorStore(net, plan.matrices, seed)
+def _run_local(net, plan, k, keep_flags, seed, progress, dev=None):
+    fn = None
+    if dev is not None:
+        from functools import partial
+
+        from .device import factors
+
+        fn = partial(factors, dev)
+    store = FactorStore(net, plan.matrices, seed, factor_fn=fn)
     rows, tables, angles = [], {}, {}
     bar = progress_bar(len(plan.pairs), progress, "pairs")
     try:
         for task in plan.pairs:
             if bar is not None:
                 bar.set_postfix_str(task.pair.name[-50:], refresh=False)
-            rows.append(_measure(net, store, task, k, keep_flags, tables, angles))
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, dev))
             if bar is not None:
                 bar.update()
     finally:
@@ -146,7 +160,7 @@ def _run_local(net, plan, k, keep_flags, seed, progress):
     return rows, tables, angles, store
 
 
-def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
+def _measure(net, store, task, k, keep_flags, tables, angles, dev=None) -> dict:
     """One pair through the store and :func:`measure_task`; a failure becomes the row's status."""
     p, t0 = task.pair, time.perf_counter()
     try:
@@ -156,7 +170,8 @@ def _measure(net, store, task, k, keep_flags, tables, angles) -> dict:
         else:
             row, table, ang = measure_task(
                 task, store.matrix(p.left), store.matrix(p.right), store.factors(p.left),
-                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags)
+                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags,
+                device=dev)
     except Exception as exc:  # noqa: BLE001 - one bad pair never stops the run
         log.warning("pair %s failed: %s", p.name, exc)
         row = empty_row(p, task.depth, task.method, f"error: {type(exc).__name__}: {exc}"[:200])
