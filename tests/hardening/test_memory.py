@@ -17,14 +17,17 @@ import json, resource, sys, time
 from flagalign.cli import main
 t = time.perf_counter()
 rc = main(["analyze", sys.argv[1], "--out", sys.argv[2], "--quiet"])
-print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "maxrss_mb": ru.ru_maxrss / 1024}))
 """
 
 
 def test_tall_pair_analyzes_in_seconds_and_small_memory(tmp_path):
     """A 20000×2 writer and a 2×20000 reader (an n×n Gram would be 3.2 GB): the whole CLI
-    ``analyze`` in a fresh process, < 10 s wall and peak RSS < 500 MB (getrusage)."""
+    ``analyze`` in a fresh process (imports included), < 10 s of CPU time and peak RSS < 500 MB
+    (getrusage). Wall time is bounded loosely (60 s): on a shared machine it is CPU time times
+    the load; measured 3.1 s wall, 220 MB on an unloaded core."""
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(0)
@@ -40,7 +43,8 @@ def test_tall_pair_analyzes_in_seconds_and_small_memory(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     got = json.loads(p.stdout.strip().splitlines()[-1])
     assert got["rc"] == 0
-    assert wall < 10.0, got
+    assert got["cpu_s"] < 10.0, got
+    assert wall < 60.0, (wall, got)
     assert got["maxrss_mb"] < 500, got
     import pandas as pd
 
