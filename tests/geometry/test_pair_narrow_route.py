@@ -48,3 +48,27 @@ def test_narrow_pair_never_forms_n_by_n():
     tracemalloc.stop()
     assert peak < 30e6
     assert np.isfinite(pa.commutator) and np.isfinite(pa.commutator_null) and pa.lost_dims == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), with_bias=st.booleans())
+def test_wide_pair_small_gram_route_matches_the_n_by_n_path(seed, with_bias):
+    """i + o > n/4 (eq. (16b)): the small-Gram route gives the n×n path's numbers to 1e-12."""
+    import flagalign.geometry.pair as gp
+
+    rng = np.random.default_rng(seed)
+    n, i, o = 60, int(rng.integers(16, 50)), int(rng.integers(16, 50))
+    W = rng.standard_normal((n, i)) * np.exp(rng.uniform(-1, 1, i))
+    Wn = rng.standard_normal((o, n)) * np.exp(rng.uniform(-1, 1, n))
+    b = rng.standard_normal(n) if with_bias else None
+    gp.GRAM_ROUTE = False
+    try:
+        ref = pair_alignment(W, Wn, k=4, bias=b)
+    finally:
+        gp.GRAM_ROUTE = True
+    got = pair_alignment(W, Wn, k=4, bias=b)
+    assert got.commutator == pytest.approx(ref.commutator, rel=1e-12)
+    for f in ("full", "diag", "offdiag", "relative"):
+        assert getattr(got.imbalance, f) == pytest.approx(getattr(ref.imbalance, f), rel=1e-12), f
+    assert got.commutator_null == pytest.approx(ref.commutator_null, rel=1e-12)
+    assert got.lost_dims == ref.lost_dims

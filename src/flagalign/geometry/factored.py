@@ -174,7 +174,7 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
 
 def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
                   rtol_w: float | None = None, rtol_n: float | None = None,
-                  lost: bool = True) -> PairProducts:
+                  lost: bool = True, small_only: bool = False) -> PairProducts | None:
     """Commutator (eq. (10)), imbalance (eq. (11)) and lost_dims (eq. (12)) of one pair, from one
     Householder QR of X = [W, b, W_nextᵀ] when it is narrower than the hidden space
     (docs/theory.md §1.6, eqs. (16)–(19)); nothing n×n is formed then.
@@ -198,6 +198,8 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         and stored dtypes (as :func:`flagalign.geometry.lost_dims`).
     lost : bool
         Compute lost_dims (one SVD of an m×i matrix and two small ``svdvals``).
+    small_only : bool
+        Return None instead of taking the ``dense`` route (the caller has its own n×n path).
 
     Returns
     -------
@@ -231,6 +233,8 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         got = _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n)
         if got is not None:
             return got
+    if small_only:
+        return None
     return _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n)
 
 

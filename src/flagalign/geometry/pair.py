@@ -36,6 +36,10 @@ __all__ = ["PairAlignment", "assemble_pair", "pair_alignment", "lost_dims", "los
 #: Upper bound of the default k (eq. (14)).
 MAX_DEFAULT_K = 64
 
+#: Use the small-Gram route (eq. (16b)) for wide pairs without a reusable n×n Gram.
+GRAM_ROUTE = True
+
+
 def default_k(n: int, rank: int) -> int:
     """Default flag depth k = max(1, min(64, ⌊n/4⌋, rank)) (eq. (14)).
 
@@ -163,6 +167,18 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
             pp.norm_b**2, n)
         return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, pp.commutator,
                           pp.imbalance, int(pp.lost_dims), null)
+    reuse = getattr(left, "gram_side", None) == "out" or getattr(right, "gram_side", None) == "in"
+    if GRAM_ROUTE and not reuse and _grams_representable(W, Wn, bias):
+        # no n×n Gram in hand: the small-Gram route (eq. (16b)) when its guards hold
+        pp = pair_products(W, Wn, bias=bias, rtol_w=rtol_w, rtol_n=rtol_n, lost=False,
+                           small_only=True)
+        if pp is not None:
+            null = commutator_null_rms_from_moments(
+                np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
+                pp.norm_b**2, n)
+            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, None, rank_next)
+            return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v,
+                              pp.commutator, pp.imbalance, lost, null)
     if _grams_representable(W, Wn, bias):
         # reuse a factor's Gram when it is the one needed (bit-identical: the same product)
         g_w = left.gram if getattr(left, "gram_side", None) == "out" else W @ W.T
