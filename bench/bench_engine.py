@@ -104,9 +104,8 @@ def main(argv=None) -> int:
         os.makedirs(ck)
         for s in range(8):
             p = _write(os.path.join(a.dir, f"traj-{s}"), 512, a.layers, seed=s)
-            shutil.move(os.path.join(p, "model.safetensors"),
-                        os.path.join(ck, f"step_{100 * (s + 1)}.safetensors"))
-        one = _analyze(os.path.join(ck, "step_100.safetensors"))
+            shutil.move(p, os.path.join(ck, f"step_{100 * (s + 1)}"))  # folder + config.json
+        one = _analyze(os.path.join(ck, "step_100"))
         tr = {}
         for jobs in (1, 2):
             out = os.path.join(a.dir, f"traj-out-{jobs}")
