@@ -32,7 +32,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def _check_outputs(out, n_min: int, kinds: set):
     df = pd.read_csv(out / "pairs.csv")
-    assert list(df.columns) == list(PAIR_COLUMNS) + ["schema_version"]
+    assert list(df.columns) == list(PAIR_COLUMNS) + ["schema_version", "run_id"]
     assert len(df) >= n_min and set(df["kind"]) == kinds
     assert (df["status"] == "ok").all(), df.loc[df["status"] != "ok", ["pair", "status"]]
     assert df["overlap"].between(0, 1).all() and (df["k"] >= 1).all()

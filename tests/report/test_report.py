@@ -113,7 +113,7 @@ def test_report_renders_in_headless_chromium(html, tmp_path):
     from PIL import Image
 
     spec = importlib.util.spec_from_file_location(
-        "screenshot_report", Path(__file__).parents[1] / "bench" / "screenshot_report.py"
+        "screenshot_report", Path(__file__).parents[2] / "bench" / "screenshot_report.py"
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

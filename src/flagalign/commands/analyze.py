@@ -107,11 +107,12 @@ def run(args) -> int:
     kinds = parse_list(args.kinds, "--kinds") or None
     net = load_network(args.source, fold_norms=not args.raw)  # metadata only: fails fast
     out_dir = args.out if args.out is not None else default_out(net.name)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)  # before the work, not after
-    except OSError as exc:
-        raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
-    with blas_threads(args.threads):
+    from .._output import OutputFolder
+
+    # before the work: exit 2 now if --out is not creatable/writable, full or in use
+    tx = OutputFolder(out_dir, set_name="analyze").open()
+    # commits after the whole run has computed; on an error the old set stays
+    with tx, blas_threads(args.threads):
         an = analyze(
             net,
             k=args.k,
@@ -127,7 +128,7 @@ def run(args) -> int:
             device=None if args.device == "cpu" else args.device,
             precision=args.precision,
         )
-        paths = an.save(out_dir, formats=formats)
+        paths = an.save(tx, formats=formats)
     for w in an.warnings:
         print(f"flagalign: warning: {w}", file=sys.stderr)
     if not args.quiet:

@@ -45,12 +45,14 @@ def _threads_arg(text: str) -> int:
 
 
 def run(args) -> int:
+    from .._output import OutputFolder
+
     net_a, net_b = load(args.a), load(args.b)
-    table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads)
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-.") or "model"  # noqa: E731
     out = args.out or Path("flagalign-out") / f"compare-{safe(net_a.name)}-{safe(net_b.name)}"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "compare.csv", index=False)
+    with OutputFolder(out, set_name="compare").open() as tx:  # exit 2 before the work
+        table, skipped = compare_networks(net_a, net_b, k=args.k, threads=args.threads)
+        tx.write_csv("compare.csv", table)  # atomic, run_id column, cells neutralised
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if skipped:

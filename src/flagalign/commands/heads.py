@@ -3,6 +3,7 @@ control and (optionally) head-to-head composition scores (docs/heads.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..diagnostics.heads import KINDS, composition, head_overlap
+    from ..diagnostics.heads import KINDS
     from ..models.loader import load
 
     kinds = []
@@ -75,6 +76,18 @@ def run(args) -> int:
     if not net.attention:
         raise InputError(f"{args.source}: no attention layers found (flagalign describe "
                          f"{args.source} shows what was recognised)")
+    tx = None
+    if args.out is not None:  # before the work: exit 2 now if --out is unusable or in use
+        from .._output import OutputFolder
+
+        tx = OutputFolder(args.out, set_name="heads").open()
+    with tx if tx is not None else contextlib.nullcontext():
+        return _run(args, net, kinds, tx)
+
+
+def _run(args, net, kinds, tx) -> int:
+    from ..diagnostics.heads import composition, head_overlap
+
     control = None if args.control == "none" else args.control
     res = head_overlap(net, args.subspace, _layers(args.layers), k=args.k, control=control,
                        seed=args.seed, quiet=args.quiet)
@@ -93,10 +106,10 @@ def run(args) -> int:
                 ns = c.scores.null_score
                 print(f"#   rotation null: {ns.mean():.4f} ± {ns.std():.4f}; "
                       f"{(c.scores.score > ns.mean() + 3 * ns.std()).mean():.1%} above +3 sd")
-    if args.out is not None:
-        files = res.save(args.out, figures=not args.no_figures)
+    if tx is not None:  # one atomic set, committed when run() leaves its with block
+        files = res.save(tx, figures=not args.no_figures)
         for c in comps:
-            files += c.save(args.out, figures=not args.no_figures)
+            files += c.save(tx, figures=not args.no_figures)
         if not args.quiet:
             print(f"\nwrote {len(files)} files to {args.out}", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from .._progress import progress_bar
-from ..errors import FlagalignError, InputError, ShapeMismatchError, SourceNotFoundError
+from ..errors import InputError, ShapeMismatchError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
 
@@ -118,11 +118,7 @@ def _prediction(args):
 
 
 def run(args) -> int:
-    import pandas as pd
-
     from .._parallel import check_jobs
-    from ..diagnostics.analysis.checkpoints import FORMAT, read_records
-    from ..diagnostics.dynamics.metrics import METRICS, rate_table
 
     if not (0 < args.tail <= 1):
         raise InputError(f"--tail must be in (0, 1], got {args.tail}")
@@ -130,10 +126,21 @@ def run(args) -> int:
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    from .._output import OutputFolder
+
+    with OutputFolder(out, set_name="trajectory").open() as tx:  # exit 2 before the work
+        return _run(args, ckpts, pred, tx, jobs, Path(out))
+
+
+def _run(args, ckpts, pred, tx, jobs, out) -> int:
+    """Measure every checkpoint (records appended to ``trajectory.jsonl`` as they complete, kept
+    across runs: the resume log, outside the transaction), then stage the outputs in ``tx``
+    (committed by :func:`run`)."""
+    import pandas as pd
+
+    from ..diagnostics.analysis.checkpoints import FORMAT, read_records
+    from ..diagnostics.dynamics.metrics import METRICS, rate_table
+
     jsonl = out / "trajectory.jsonl"
     header = {"format": FORMAT, "k": args.k}
     if getattr(args, "fresh", False) and jsonl.exists():
@@ -171,16 +178,16 @@ def run(args) -> int:
         eps={p: input_eps(dt) for p, dt in dtypes.items()},
         tail=args.tail,
     )
-    hist.to_csv(out / "trajectory.csv", index=False)
-    rates.to_csv(out / "rates.csv", index=False)
-    fig = _figure(hist, rates, out / "trajectory.png")
+    files = [tx.write_csv("trajectory.csv", hist), tx.write_csv("rates.csv", rates),
+             _figure(hist, rates, tx, "trajectory.png")]
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
     show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"prediction: {pred.reason}")
-    for f in (jsonl, out / "trajectory.csv", out / "rates.csv", fig):
+    print(f"wrote {jsonl}")
+    for f in files:
         print(f"wrote {f}")
     return 0
 
@@ -237,7 +244,7 @@ def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
     return records
 
 
-def _figure(hist, rates, path: Path) -> Path:
+def _figure(hist, rates, tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
     import numpy as np
 
@@ -257,5 +264,4 @@ def _figure(hist, rates, path: Path) -> Path:
     ax.set_ylabel("‖D‖_F (dashed: predicted)")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return tx.write_figure(name, fig, dpi=110)

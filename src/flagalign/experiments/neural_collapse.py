@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._output import OutputFolder
 from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
@@ -241,7 +242,7 @@ def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
     return "\n".join(lines), passed, checks
 
 
-def _figure(frame, path: Path) -> Path:
+def _figure(frame, tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib is heavy and only for the figure
 
     from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
@@ -282,19 +283,23 @@ def _figure(frame, path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("Neural Collapse levels on digits MLPs: linear vs ReLU (docs/theory.md §3)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return tx.write_figure(name, fig, dpi=110)
 
 
 @register("collapse")
 def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult:
-    """Train the linear and ReLU nets, record, tabulate, plot (see the module docstring)."""
+    """Train the linear and ReLU nets, record, tabulate, plot (see the module docstring); the
+    files are one atomic run (docs/security.md)."""
+    with OutputFolder(out_dir, set_name="collapse").open() as tx:  # exit 2 before training
+        return _run(tx, quick, progress)
+
+
+def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
+    """Train, tabulate, and stage the outputs in ``tx`` (committed by :func:`run`)."""
     import pandas as pd
 
     from .training import load_digits_data, torch_threads
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     mode = "quick" if quick else "full"
     steps, n_rec = STEPS[mode], RECORDS[mode]
     bar = progress_bar(steps * len(ACTS), progress, "collapse")
@@ -321,9 +326,8 @@ def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult
               f"{steps} steps ({mode}), seed {c['seed']}; "
               f"{seconds:.0f} s on 1 thread.")  # fmt: skip
     table = header + "\n\n" + table
-    files = [out / "collapse_records.csv", out / "collapse_checks.csv", out / "collapse_table.md"]
-    frame.to_csv(files[0], index=False)
-    pd.DataFrame(checks).to_csv(files[1], index=False)
-    files[2].write_text(table + "\n", encoding="utf-8")
-    files.append(_figure(frame, out / "collapse_metrics.png"))
+    files = [tx.write_csv("collapse_records.csv", frame),
+             tx.write_csv("collapse_checks.csv", pd.DataFrame(checks)),
+             tx.write_text("collapse_table.md", table + "\n"),
+             _figure(frame, tx, "collapse_metrics.png")]
     return ExperimentResult(name="collapse", table_markdown=table, passed=passed, files=files)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._output import OutputFolder
 from .._progress import progress_bar
 from .framework import ExperimentResult, register
 
@@ -147,7 +148,7 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
     return "\n".join(lines), ok_all, summary
 
 
-def _figure(runs: list[Run], path: Path) -> Path:
+def _figure(runs: list[Run], tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     present = {(r.optimizer, r.activation) for r in runs}
@@ -176,19 +177,23 @@ def _figure(runs: list[Run], path: Path) -> Path:
         ax.legend(fontsize=6)
     axes[0].set_ylabel("imbalance (dashed: predicted slope)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return tx.write_figure(name, fig, dpi=110)
 
 
 @register("ridge")
 def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult:
-    """Run the ridge experiment; write table, CSVs and figure under ``out_dir``."""
+    """Run the ridge experiment; write table, CSVs and figure under ``out_dir`` (one atomic
+    run, docs/security.md)."""
+    with OutputFolder(out_dir, set_name="ridge").open() as tx:  # exit 2 before training
+        return _run(tx, quick, progress)
+
+
+def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
+    """Train, tabulate, and stage the outputs in ``tx`` (committed by :func:`run`)."""
     import pandas as pd
 
     from .training import load_digits_data, torch_threads
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     mode = "quick" if quick else "full"
     lambdas = QUICK_LAMBDAS if quick else LAMBDAS
     configs = []
@@ -221,15 +226,10 @@ def run(out_dir, quick: bool = False, progress: bool = True) -> ExperimentResult
     )
     md = "\n".join([header, "", table, "", *summary, "",
                     f"**Overall: {'PASS' if passed else 'FAIL'}**"])  # fmt: skip
-    files = []
-    (out / "ridge.md").write_text(md + "\n", encoding="utf-8")
-    files.append(out / "ridge.md")
     rates = pd.concat([r.rates.assign(optimizer=r.optimizer, activation=r.activation, lam=r.lam,
                                       final_loss=r.final_loss) for r in runs])  # fmt: skip
-    rates.to_csv(out / "ridge_rates.csv", index=False)
     hist = pd.concat([r.history.assign(optimizer=r.optimizer, activation=r.activation, lam=r.lam)
                       for r in runs])  # fmt: skip
-    hist.to_csv(out / "ridge_history.csv", index=False)
-    files += [out / "ridge_rates.csv", out / "ridge_history.csv"]
-    files.append(_figure(runs, out / "ridge_imbalance.png"))
+    files = [tx.write_text("ridge.md", md + "\n"), tx.write_csv("ridge_rates.csv", rates),
+             tx.write_csv("ridge_history.csv", hist), _figure(runs, tx, "ridge_imbalance.png")]
     return ExperimentResult(name="ridge", table_markdown=md, passed=bool(passed), files=files)

@@ -34,8 +34,12 @@ def _figure(figsize):
     return Figure(figsize=figsize)
 
 
-def _save(fig, path) -> Path:
-    out = Path(path)
+def _save(fig, out_dir, name: str) -> Path:
+    """Write ``fig`` as ``name``: staged in an open :class:`flagalign._output.OutputFolder`
+    (atomic, run id in the PNG), else saved to ``out_dir / name``."""
+    if hasattr(out_dir, "write_figure"):
+        return out_dir.write_figure(name, fig, dpi=90)
+    out = Path(out_dir) / name
     fig.savefig(out, dpi=90)
     return out
 
@@ -123,10 +127,9 @@ def save_overlap_figures(res, out_dir, *, prefix: str = "heads",
                          max_layers: int = 36) -> list[Path]:
     """Write ``{prefix}_overlap_{subspace}.png`` (:func:`heatmaps_figure`) and
     ``{prefix}_redundancy_{subspace}.png`` (:func:`redundancy_figure`) into ``out_dir``."""
-    out = Path(out_dir)
     return [
-        _save(heatmaps_figure(res, max_layers), out / f"{prefix}_overlap_{res.subspace}.png"),
-        _save(redundancy_figure(res), out / f"{prefix}_redundancy_{res.subspace}.png"),
+        _save(heatmaps_figure(res, max_layers), out_dir, f"{prefix}_overlap_{res.subspace}.png"),
+        _save(redundancy_figure(res), out_dir, f"{prefix}_redundancy_{res.subspace}.png"),
     ]
 
 
@@ -136,7 +139,7 @@ def save_composition_figure(comp, out_dir) -> list[Path]:
     fig = composition_figure(comp)
     if fig is None:
         return []
-    return [_save(fig, Path(out_dir) / f"composition_{comp.kind}.png")]
+    return [_save(fig, out_dir, f"composition_{comp.kind}.png")]
 
 
 def save_figures(result, out_dir, **options) -> list[Path]:

@@ -116,6 +116,7 @@ def _header(analysis) -> str:
         ("architecture", s.get("architecture")),
         ("source", s.get("source") or "–"),
         ("created (UTC)", s.get("created_utc")),
+        *([("run id", s["run_id"])] if s.get("run_id") else []),
         ("pairs", f"{s.get('n_pairs')} ({s.get('n_ok')} ok, {s.get('n_failed')} not ok)"),
         ("kinds", ", ".join(o.get("kinds", []))),
         ("matrices analysed", s.get("matrices_analysed")),

@@ -95,7 +95,7 @@ def _row(df, a, b):
 
 def test_planted_angles_and_intersections(planted_csv):
     df, _ = planted_csv
-    assert list(df.reset_index().columns) == list(PAIR_COLUMNS) + ["schema_version"]
+    assert list(df.reset_index().columns) == list(PAIR_COLUMNS) + ["schema_version", "run_id"]
     r = _row(df, 0, 1)
     assert r["status"] == "ok"
     assert (r["dim"], r["k"]) == (N0, K)

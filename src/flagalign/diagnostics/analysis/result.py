@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -90,23 +88,16 @@ class Analysis:
 
     def save(self, directory, formats=("csv", "json", "html")) -> dict:
         """Write ``pairs.csv``, ``summary.json``, ``pairs.parquet``, ``report.html`` (as
-        requested by ``formats``) into ``directory``; returns {format: path}."""
+        requested by ``formats``) into ``directory`` as one run; returns {format: path}.
+
+        ``directory`` is a path or an open :class:`flagalign._output.OutputFolder`. The files
+        are written atomically under the folder's lock, each carries the run id, and the
+        previous run's files this one does not produce are removed (docs/security.md)."""
+        from ..._output import output_folder
+
         bad = [f for f in formats if f not in FORMATS]
         if bad:
             raise InputError(f"unknown format {bad[0]!r}; choose from {', '.join(FORMATS)}")
-        d = Path(directory)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"--out {d}: cannot create the folder ({exc.strerror})") from None
-        out = {}
-        frame = self.pairs.assign(schema_version=SCHEMA_VERSION)
-        if "csv" in formats:
-            out["csv"] = d / "pairs.csv"
-            frame.to_csv(out["csv"], index=False)
-            for key, val in self.extras.items():
-                if isinstance(val, pd.DataFrame):
-                    val.assign(schema_version=SCHEMA_VERSION).to_csv(d / f"{key}.csv", index=False)
         if "parquet" in formats:
             try:
                 import pyarrow  # noqa: F401  (deferred: optional dependency, checked only here)
@@ -114,12 +105,19 @@ class Analysis:
                 raise MissingDependencyError(
                     "--format parquet needs pyarrow: pip install 'flagalign[parquet]'"
                 ) from None
-            out["parquet"] = d / "pairs.parquet"
-            frame.to_parquet(out["parquet"], index=False)
-        if "json" in formats:
-            out["json"] = d / "summary.json"
-            out["json"].write_text(json.dumps(self.to_json(), indent=1, default=jsonable))
-        if "html" in formats:
-            out["html"] = d / "report.html"
-            out["html"].write_text(self.to_html(), encoding="utf-8")
+        out = {}
+        frame = self.pairs.assign(schema_version=SCHEMA_VERSION)
+        with output_folder(directory, set_name="analyze") as tx:
+            if "csv" in formats:
+                out["csv"] = tx.write_csv("pairs.csv", frame)
+                for key, val in self.extras.items():
+                    if isinstance(val, pd.DataFrame):
+                        tx.write_csv(f"{key}.csv", val.assign(schema_version=SCHEMA_VERSION))
+            if "parquet" in formats:
+                out["parquet"] = tx.write_parquet("pairs.parquet", frame)
+            run = replace(self, summary={**self.summary, "run_id": tx.run_id})
+            if "json" in formats:
+                out["json"] = tx.write_json("summary.json", run.to_json(), default=jsonable)
+            if "html" in formats:
+                out["html"] = tx.write_text("report.html", run.to_html())
         return out

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..._output import output_folder
 from ..._progress import progress_bar
 from ..._threads import blas_threads
 from ...errors import InputError
@@ -167,14 +168,12 @@ class Composition:
     def save(self, out_dir, *, figures: bool = True) -> list[Path]:
         """Write ``composition_{kind}.csv``, ``composition_{kind}_layers.csv`` and a heatmap of
         mean score / baseline per layer pair."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        p1, p2 = out / f"composition_{self.kind}.csv", out / f"composition_{self.kind}_layers.csv"
-        self.scores.to_csv(p1, index=False)
-        self.layers.to_csv(p2, index=False)
-        files = [p1, p2]
-        if figures and not self.layers.empty:
-            files += write_figures(self, out)
+        # one atomic run (docs/security.md); out_dir may be an open OutputFolder
+        with output_folder(out_dir, set_name=f"composition_{self.kind}") as out:
+            files = [out.write_csv(f"composition_{self.kind}.csv", self.scores),
+                     out.write_csv(f"composition_{self.kind}_layers.csv", self.layers)]
+            if figures and not self.layers.empty:
+                files += write_figures(self, out)
         return files
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..._output import output_folder
 from ..._progress import progress_iter
 from ..._threads import blas_threads
 from ...errors import InputError
@@ -132,19 +133,15 @@ class HeadOverlap:
         """Write ``{prefix}_layers.csv``, ``{prefix}_pairs.csv`` (and the control's, suffixed
         ``_random_init`` / ``_mixed_heads``) plus PNG heatmaps and a redundancy-vs-depth
         figure (drawn by :mod:`flagalign.report.heads_figures`)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for tag, res in (("", self), ("_" + self._ctag, self.control)):
-            if res is None:
-                continue
-            p = out / f"{prefix}_layers{tag}.csv"
-            res.layers.to_csv(p, index=False)
-            q = out / f"{prefix}_pairs{tag}.csv"
-            res.pairs().to_csv(q, index=False)
-            files += [p, q]
-        if figures:
-            files += write_figures(self, out, prefix=prefix)
+        files = []  # one atomic run (docs/security.md); out_dir may be an open OutputFolder
+        with output_folder(out_dir, set_name=prefix) as out:
+            for tag, res in (("", self), ("_" + self._ctag, self.control)):
+                if res is None:
+                    continue
+                files += [out.write_csv(f"{prefix}_layers{tag}.csv", res.layers),
+                          out.write_csv(f"{prefix}_pairs{tag}.csv", res.pairs())]
+            if figures:
+                files += write_figures(self, out, prefix=prefix)
         return files
 
 
