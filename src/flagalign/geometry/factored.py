@@ -37,7 +37,7 @@ from .._arrays import as_float64
 from ..errors import InputError, ShapeMismatchError
 from ._basis import rank_from_singular_values, rank_rtol
 from .imbalance import Imbalance
-from .lost import basis_error
+from .lost import basis_error, lost_dims_at
 
 __all__ = ["PairProducts", "pair_products", "qr_factor"]
 
@@ -305,7 +305,6 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
     """eq. (16b): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
     M = W_next W̃ (nothing n×n), or None when a subtraction would cancel (the caller then forms
     the n×n Grams)."""
-    from .pair import lost_dims_at
 
     i = w.shape[1]
     wt = w if b is None else np.column_stack([w, b])
@@ -352,7 +351,6 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
 
 
 def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -> PairProducts:
-    from .pair import lost_dims_at
 
     a = w @ w.T if g_w is None else g_w
     bb = wn.T @ wn if g_next is None else g_next

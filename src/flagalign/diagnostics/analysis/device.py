@@ -32,6 +32,8 @@ from ...geometry.imbalance import Imbalance
 from ...geometry.lost import basis_error
 from ...geometry.nulls import commutator_null_rms_from_moments
 from ...geometry.svd import TopSubspaces
+from .measure import choose_k
+from .store import truncate
 
 __all__ = ["Device", "resolve_device", "DEVICES", "PRECISIONS"]
 
@@ -66,6 +68,10 @@ class Device:
 
     def t(self, a):
         return self.torch.as_tensor(np.ascontiguousarray(a), device=self.dev).to(self.dtype)
+
+    def align(self, task, W, Wn, left, right, *, k_user=None, bias=None):
+        """:func:`pair` on this device (called by :func:`~.measure.align_task`)."""
+        return pair(self, task, W, Wn, left, right, k_user=k_user, bias=bias)
 
     def rtol(self, rtol: float, shape) -> float:
         """eq. (3)'s tolerance, at least what the compute precision resolves."""
@@ -152,8 +158,6 @@ def pair(d: Device, task, W, Wn, left, right, *, k_user=None, bias=None):
     from ...geometry.angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
     from ...geometry.flags import flag_table
     from ...geometry.pair import PairAlignment, assemble_pair
-    from .measure import choose_k
-    from .store import truncate
 
     p = task.pair
     n = int(p.dim)

@@ -47,10 +47,8 @@ def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None)
     or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
     :func:`measure_task`, shared with ``trajectory``. ``device``: a
     :class:`~.device.Device` computes the pair products with torch (:func:`.device.pair`)."""
-    if device is not None:
-        from .device import pair
-
-        return pair(device, task, W, Wn, left, right, k_user=k_user, bias=bias)
+    if device is not None:  # a .device.Device (which imports this module, not the reverse)
+        return device.align(task, W, Wn, left, right, k_user=k_user, bias=bias)
     p = task.pair
     if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
         return None, f"shape mismatch {W.shape} -> {Wn.shape} (dim {p.dim})"
