@@ -18,15 +18,22 @@ from flagalign.cli import main
 t = time.perf_counter()
 rc = main(["analyze", sys.argv[1], "--out", sys.argv[2], "--quiet"])
 ru = resource.getrusage(resource.RUSAGE_SELF)
+hwm = None
+try:  # this process's own peak RSS (Linux); ru_maxrss also counts the forking parent (below)
+    with open("/proc/self/status") as fh:
+        hwm = next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
 print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t, "cpu_s": ru.ru_utime + ru.ru_stime,
-                  "maxrss_mb": ru.ru_maxrss / 1024}))
+                  "ru_maxrss_mb": ru.ru_maxrss / 1024,
+                  "peak_rss_mb": hwm if hwm is not None else ru.ru_maxrss / 1024}))
 """
 
 
 def test_tall_pair_analyzes_in_seconds_and_small_memory(tmp_path):
     """A 20000×2 writer and a 2×20000 reader (an n×n Gram would be 3.2 GB): the whole CLI
     ``analyze`` in a fresh process (imports included), < 10 s of CPU time and peak RSS < 500 MB
-    (getrusage). Wall time is bounded loosely (60 s): on a shared machine it is CPU time times
+    (VmHWM of the child, else getrusage). Wall time is bounded loosely (60 s): on a shared machine it is CPU time times
     the load; measured 3.1 s wall, 220 MB on an unloaded core."""
     from safetensors.numpy import save_file
 
@@ -45,7 +52,10 @@ def test_tall_pair_analyzes_in_seconds_and_small_memory(tmp_path):
     assert got["rc"] == 0
     assert got["cpu_s"] < 10.0, got
     assert wall < 60.0, (wall, got)
-    assert got["maxrss_mb"] < 500, got
+    # Linux keeps ru_maxrss across execve (the pre-exec address space is a copy of the forking
+    # pytest process: 600 MB late in a session), so the child's own peak is VmHWM of its new
+    # address space; getrusage's value is the fallback elsewhere and is reported
+    assert got["peak_rss_mb"] < 500, got
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "out" / "pairs.csv")
