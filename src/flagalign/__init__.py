@@ -44,11 +44,10 @@ from .geometry import (
     subspace_overlap,
     top_subspaces,
 )
-from .models import AttentionLayer, MatrixInfo, Network, Pair, load
+from .models import AttentionLayer, MatrixInfo, Network, Pair, balanced_network, load
 from .diagnostics import Analysis, analyze
 from .diagnostics import collapse
 from .diagnostics.heads import Composition, HeadOverlap, composition, head_overlap
-from .diagnostics.heads import register_figure_writer as _register_heads_figure_writer
 from .diagnostics._figures import register_drawer as _register_drawer
 
 # `flagalign.collapse` *is* the package flagalign.diagnostics.collapse (Neural Collapse and the
@@ -57,46 +56,49 @@ from .diagnostics._figures import register_drawer as _register_drawer
 _sys.modules[__name__ + ".collapse"] = collapse
 
 
-def _save_heads_figures(result, out_dir, **options):
-    """``HeadOverlap.save`` / ``Composition.save`` figures: diagnostics never imports report, so
-    the package root (above both) wires them; deferred because report needs matplotlib (heavy)."""
-    from .report.heads_figures import save_figures
+# Figures, figure files and HTML of diagnostics results: diagnostics never imports report (report
+# sits above it), so the package root, above both, registers them in the one registry
+# (flagalign.diagnostics._figures). Each import below is deferred to the first call because
+# report needs matplotlib (heavy) and `import flagalign` must stay light.
+def _analysis_figure(analysis, **options):
+    """``Analysis.plot`` / ``_repr_html_``."""
+    from .report.figures import analysis_figure
 
-    return save_figures(result, out_dir, **options)
+    return analysis_figure(analysis, **options)
 
 
-_register_heads_figure_writer(_save_heads_figures)
+def _analysis_html(analysis, full: bool = True) -> str:
+    """``Analysis.to_html``: the report page (``full``) or an embeddable fragment."""
+    from .report import render_html
+
+    return render_html(analysis, full=full)
 
 
 def _heads_figure(result, **options):
-    """``HeadOverlap.plot`` / ``Composition.plot`` / their ``_repr_html_``: wired here like the
-    writer above; deferred because report needs matplotlib."""
+    """``HeadOverlap.plot`` / ``Composition.plot`` / their ``_repr_html_``."""
     from .report.heads_figures import figure
 
     return figure(result, **options)
 
 
+def _heads_files(result, out_dir, **options):
+    """``HeadOverlap.save`` / ``Composition.save`` figures (PNG files)."""
+    from .report.heads_figures import save_figures
+
+    return save_figures(result, out_dir, **options)
+
+
 def _rates_figure(table, **options):
-    """``RateTable.plot`` / ``_repr_html_`` (tracker fit tables); deferred as above."""
+    """``RateTable.plot`` / ``_repr_html_`` (tracker fit tables)."""
     from .report.dynamics_figures import rates_figure
 
     return rates_figure(table, **options)
 
 
-_register_drawer("heads", _heads_figure)
-_register_drawer("rates", _rates_figure)
-from .diagnostics.analysis import register_html_renderer as _register_html_renderer
-
-
-def _render_html(analysis) -> str:
-    """``Analysis.to_html``: diagnostics never imports report, so the package root (above both)
-    wires them; the import is deferred because report needs matplotlib (heavy)."""
-    from .report import render_html
-
-    return render_html(analysis)
-
-
-_register_html_renderer(_render_html)
+for _family, _fn in (("analysis", _analysis_figure), ("analysis.html", _analysis_html),
+                     ("heads", _heads_figure), ("heads.files", _heads_files),
+                     ("rates", _rates_figure)):
+    _register_drawer(_family, _fn)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -142,6 +144,7 @@ __all__ = [
     "Network",
     "Pair",
     "load",
+    "balanced_network",
     # network analysis (docs/schema.md)
     "Analysis",
     "analyze",

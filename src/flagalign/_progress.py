@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["progress_bar", "progress_iter"]
+__all__ = ["progress_bar", "progress_iter", "cut"]
 
 
 def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
@@ -19,6 +19,13 @@ def progress_bar(total: int, enabled: bool = True, label: str = "", **kw):
         return None
     kw.setdefault("mininterval", 0)  # items are slow (pairs, checkpoints): show every step
     return tqdm(total=total, desc=label, file=sys.stderr, leave=False, **kw)
+
+
+def cut(text: str, width: int = 50) -> str:
+    """``text`` cut at the *right* to ``width`` characters, with ``…`` where it was cut: a
+    pair name keeps its start (``encoder.layer.3.…``), which says where in the model it is."""
+    text = str(text)
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
 def progress_iter(items, enabled: bool = True, label: str = ""):

@@ -10,8 +10,10 @@ Exit status: 0 success; 2 bad input (one line on stderr, never a traceback); 1 i
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import re
 import sys
 
 from ._version import __version__
@@ -28,11 +30,34 @@ COMMANDS = (
 )
 
 
+#: Other spellings accepted for a command (``flagalign analyse`` = ``flagalign analyze``).
+ALIASES = {"analyze": ("analyse",)}
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI escape sequences: error lines stay plain text even when a colour
+    terminal (FORCE_COLOR, rich, a library message) put escapes into a message."""
+    return _ANSI.sub("", str(text))
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or ``""``."""
+    close = difflib.get_close_matches(str(word).lower(), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (exit 2), never the multi-line usage block."""
 
     def error(self, message: str):  # noqa: D401 - argparse hook
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        m = re.search(r"invalid choice: '([^']*)'", message)
+        if m and "COMMAND" in message:
+            names = [*COMMANDS, *(a for v in ALIASES.values() for a in v)]
+            message = (f"unknown command {m.group(1)!r}{did_you_mean(m.group(1), names)}; "
+                       f"commands: {', '.join(COMMANDS)}")
+        self.exit(2, plain(f"{self.prog}: error: {message} (see '{self.prog} --help')\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlagalignError as exc:
         if os.environ.get("FLAGALIGN_DEBUG"):
             raise
-        print(f"flagalign: error: {exc}", file=sys.stderr)
+        print(plain(f"flagalign: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flagalign: interrupted", file=sys.stderr)
@@ -71,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("FLAGALIGN_DEBUG"):
             raise
         print(
-            f"flagalign: internal error: {type(exc).__name__}: {exc} "
-            "(set FLAGALIGN_DEBUG=1 for a traceback)",
+            plain(f"flagalign: internal error: {type(exc).__name__}: {exc} "
+                  "(set FLAGALIGN_DEBUG=1 for a traceback)"),
             file=sys.stderr,
         )
         return 1

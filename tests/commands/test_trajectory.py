@@ -76,7 +76,7 @@ def test_trajectory_recovers_the_predicted_rate(linear_run, tmp_path, capsys):
     hist = pd.read_csv(out / "trajectory.csv")
     assert sorted(hist.step.unique()) == list(range(40, 321, 40))
     rates = pd.read_csv(out / "rates.csv")
-    law = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    law = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     assert len(law) == 6 and law.applicable.all()
     assert np.allclose(law.predicted, -np.log(1 - 2 * 0.2 * 0.05))  # eq. (22), issue 12
     assert np.allclose(law.ratio, 1.0, atol=0.02), law[["pair", "metric", "ratio"]]
@@ -92,6 +92,36 @@ def test_trajectory_without_hyperparameters_and_bad_args(linear_run, tmp_path, c
     assert main(["trajectory", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--weight-decay" in err
+
+
+def test_trajectory_underdamped_momentum_has_no_prediction(linear_run, tmp_path, capsys):
+    """eq. (25): 2ηλ > (1 − √β)² gives complex roots — no rate to fit, so NaN, not −½ log β."""
+    import argparse
+    import math
+
+    from flagalign.commands.trajectory import _prediction
+    from flagalign.diagnostics.dynamics.rates import damping, law_rate
+
+    assert damping(0.2, 0.05, 0.9) == "underdamped"  # 0.02 > (1 − √0.9)² = 0.0026
+    rc = main(["trajectory", str(linear_run), "--out", str(tmp_path / "u"), "--lr", "0.2",
+               "--weight-decay", "0.05", "--momentum", "0.9", "--activation", "linear",
+               "--quiet"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().out
+    rates = pd.read_csv(tmp_path / "u" / "rates.csv")
+    law = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
+    assert len(law) == 6 and law.predicted.isna().all() and not law.applicable.any()
+    ns = argparse.Namespace(lr=0.2, weight_decay=0.05, momentum=0.9)
+    pred = _prediction(ns)
+    assert pred.rate is None and "underdamped" in pred.reason and pred.momentum == 0.9
+    # overdamped momentum (2ηλ = 4e-4 ≤ (1 − √0.5)² ≈ 0.086) keeps its eq. (25) prediction
+    over = _prediction(argparse.Namespace(lr=0.2, weight_decay=0.001, momentum=0.5))
+    assert damping(0.2, 0.001, 0.5) == "overdamped"
+    assert over.rate == law_rate(0.2, 0.001, 0.5) and math.isfinite(over.rate)
+    # the boundary itself is overdamped (double real root): a prediction, −log √β
+    beta = 0.81
+    lam = (1 - math.sqrt(beta)) ** 2 / (2 * 0.1)
+    edge = _prediction(argparse.Namespace(lr=0.1, weight_decay=lam * (1 - 1e-12), momentum=beta))
+    assert edge.rate is not None and abs(edge.rate + 0.5 * math.log(beta)) < 1e-4
 
 
 def _state(seed=0, widths=(6, 10, 10, 3)):

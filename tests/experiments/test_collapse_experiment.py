@@ -35,12 +35,22 @@ def test_quick_run_outputs(quick):
     assert result.name == "collapse" and isinstance(result.passed, bool)
     names = {f.name for f in result.files}
     assert names == {"collapse_records.csv", "collapse_checks.csv", "collapse_table.md",
-                     "collapse_metrics.png"}
+                     "collapse_metrics.png", "verdict.json"}
     assert all(f.exists() and f.stat().st_size > 0 for f in result.files)
     checks = pd.read_csv(out / "collapse_checks.csv")
     primary = checks[checks.primary]
-    assert len(primary) == 2 + 1 + 1 + 6  # Level 2 ×2, Level 3 linear, ReLU plateau, ρ ×6
+    # Level 2 ×2, Level 3 linear, ReLU plateau, ρ ×5 (the ReLU Level-2 proxy ρ is n/a, eq. (39))
+    assert len(primary) == 2 + 1 + 1 + 5
+    na = checks[~checks.applicable]
+    assert len(na) == 1 and na.net.iloc[0] == "relu" and "Level-2 overlap" in na.criterion.iloc[0]
+    assert "| relu | Spearman ρ(Level-2 overlap: weight-only vs data) ≥ 0.5 | not applicable" in \
+        result.table_markdown and "| n/a |" in result.table_markdown
     assert result.passed == bool(primary["pass"].all())
+    from _verdict_checks import check_verdict
+
+    doc = check_verdict(out / "verdict.json", "collapse", passed=result.passed)
+    assert len(doc["criteria"]) == len(primary)
+    assert [c["pass"] for c in doc["criteria"]] == list(primary["pass"])
     assert "PASS" in result.table_markdown or "FAIL" in result.table_markdown
 
 
@@ -62,6 +72,11 @@ def test_quick_run_reaches_terminal_phase_and_records_are_consistent(quick):
         assert (sub.level3 == (l2 & (sub.level3_commutator <= TOL_COMMUTATOR))).all()
         np.testing.assert_allclose(sub.level2_baseline, 9 / 64, rtol=1e-12)
     final = rec.groupby("activation").tail(1).set_index("activation")
+    # eq. (39) wiring: A's bias enters the Level-3 proxy; no Level-2 proxy across the ReLU
+    assert rec.w_bias_included.all()
+    relu = rec[rec.activation == "relu"]
+    assert relu.w_level2_overlap.isna().all() and relu.w_level2_max_sine.isna().all()
+    assert rec[rec.activation == "linear"].w_level2_overlap.notna().all()
     # weight-only Gram commutator: balanced linear net ≪ ReLU net (diagonal balance only)
     assert final.loc["linear", "w_level3_commutator"] < 0.2 * final.loc["relu", "w_level3_commutator"]
     # collapse progressed: NCC agrees with the classifier far better than chance (1 − 1/C)

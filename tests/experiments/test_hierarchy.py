@@ -100,3 +100,46 @@ def test_results_do_not_depend_on_jobs():
     f1 = run_grid(jobs=1, **kw)[1]
     f2 = run_grid(jobs=2, **kw)[1]
     assert f1.drop(columns="seconds").equals(f2.drop(columns="seconds"))
+
+
+def test_cross_entropy_loss_matches_an_independent_computation():
+    """``loss="ce"`` (secondary table): the recorded loss at step 0 is the mean softmax
+    cross-entropy of the same initial network, recomputed in numpy (scipy logsumexp)."""
+    import torch
+    from scipy.special import logsumexp
+
+    from flagalign.experiments.hierarchy import CONFIG, load_data, train_one
+
+    X, y = load_data(120)
+    rows, _ = train_one(X, y, alpha=0.25, lam=2e-3, lr=0.5, steps=3, records=2, seed=4,
+                        loss="ce")  # fmt: skip
+    torch.manual_seed(4)
+    w = CONFIG["widths"]
+    lins = [torch.nn.Linear(w[i], w[i + 1]).double() for i in range(len(w) - 1)]
+    h = X
+    for i, lin in enumerate(lins):
+        h = h @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+        if i < len(lins) - 1:
+            h = np.where(h > 0, h, 0.25 * h)
+    ce = float(np.mean(logsumexp(h, axis=1) - h[np.arange(y.size), y]))
+    r0 = [r for r in rows if r["step"] == 0][0]
+    assert abs(r0["loss"] - ce) < 1e-12
+    from flagalign.experiments.hierarchy import run_grid
+
+    frame, fin = run_grid(alphas=(0.0,), lambdas=(2e-3,), seeds=1, efolds=0.004, records=2,
+                          lr=1.0, n_train=100, loss="ce")  # fmt: skip
+    assert (frame.objective == "ce").all() and (fin.objective == "ce").all()
+    assert np.isfinite(fin["loss"]).all()  # the loss value, not the label
+    mse = train_one(X, y, alpha=0.25, lam=2e-3, lr=0.5, steps=3, records=2, seed=4)[0]
+    assert mse[0]["loss"] != r0["loss"] and mse[-1]["c_aug"] != rows[-1]["c_aug"]
+    with pytest.raises(ValueError):
+        train_one(X, y, alpha=0.0, lam=2e-3, lr=0.5, steps=1, records=1, seed=0, loss="hinge")
+
+
+def test_cli_loss_only_for_hierarchy(capsys):
+    from flagalign.cli import main
+
+    assert main(["reproduce", "collapse", "--loss", "ce", "--quick"]) == 2
+    assert "--loss" in capsys.readouterr().err
+    assert main(["reproduce", "hierarchy", "--loss", "hinge", "--quick"]) == 2
+    assert "--loss" in capsys.readouterr().err

@@ -77,11 +77,17 @@ def test_reproduce_ridge_quick(tmp_path, capsys):
     import pandas as pd
 
     rates = pd.read_csv(tmp_path / "ridge_rates.csv")
-    lin = rates[(rates.activation == "linear") & (rates.metric == "imbalance")]
+    lin = rates[(rates.activation == "linear") & (rates.metric == "imbalance_abs")]
     assert np.allclose(lin.ratio, 1.0, atol=0.05)
     adam = rates[rates.optimizer == "adamw"]
     assert not adam.applicable.any() and adam.predicted.isna().all()
     assert elapsed < 180
+    from _verdict_checks import check_verdict
+
+    doc = check_verdict(tmp_path / "verdict.json", "ridge", passed=True)
+    # one criterion per table check: 2 per linear row, 2 per ReLU row, 1 AdamW row per pair,
+    # plus the linear-in-λ check per pair (2 λ × 2 pairs per activation in --quick)
+    assert len(doc["criteria"]) == 2 * 4 + 2 * 4 + 2 + 2
 
 
 def test_reproduce_unknown_experiment_is_a_usage_error(capsys):

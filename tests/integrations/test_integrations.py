@@ -61,7 +61,7 @@ def test_lightning_callback_tiny_fit(tmp_path):
     trainer.fit(Tiny(), _loader())
     t = cb.tracker
     assert [(p.name, p.activation) for p in t.pairs] == [
-        ("net.0 -> net.2", "homogeneous"), ("net.2 -> net.3", "linear")]  # fmt: skip
+        ("net.0.weight -> net.2.weight", "homogeneous"), ("net.2.weight -> net.3.weight", "linear")]  # fmt: skip
     assert sorted(t.history.step.unique()) == [0, 2, 4, 6, 8]
     assert t.predicted_rate() == pytest.approx(law_rate(0.1, 1e-2))
     meta, recs = read_log(tmp_path / "align.jsonl")
@@ -73,7 +73,7 @@ def test_lightning_callback_tiny_fit(tmp_path):
     Wt = torch.cat([W, b[:, None]], 1)
     D = Wn.T @ Wn - Wt @ Wt.T
     h = t.history
-    last = h[(h.step == 8) & (h.pair == "net.2 -> net.3") & (h.metric == "imbalance")].value.item()
+    last = h[(h.step == 8) & (h.pair == "net.2.weight -> net.3.weight") & (h.metric == "imbalance_abs")].value.item()
     assert last == pytest.approx(float(torch.linalg.norm(D)), rel=1e-10)
 
 
@@ -112,8 +112,8 @@ def test_transformers_callback_tiny_trainer(tmp_path):
     assert t.predicted_rate() is None
     rates = t.fit_rates()
     assert not rates.applicable.any()
-    assert rates[rates.metric == "imbalance"].reason.str.contains("AdamW").all()
-    imb = t.history[t.history.metric == "imbalance"].sort_values("step").value.to_numpy()
+    assert rates[rates.metric == "imbalance_abs"].reason.str.contains("AdamW").all()
+    imb = t.history[t.history.metric == "imbalance_abs"].sort_values("step").value.to_numpy()
     assert np.isfinite(imb).all() and imb[0] != imb[-1]  # the weights did move
     _, recs = read_log(tmp_path / "align.jsonl")
     assert len(recs) == 4

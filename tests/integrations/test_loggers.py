@@ -58,23 +58,23 @@ def test_lightning_csvlogger_gets_every_record_and_the_rates(tmp_path):
     trainer.fit(Tiny(), _loader())
     with open(tmp_path / "run" / "version_0" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    pair = "net.2 -> net.3"
-    key = metric_key(pair, "imbalance")
+    pair = "net.2.weight -> net.3.weight"
+    key = metric_key(pair, "imbalance_abs")
     logged = {int(r["step"]): float(r[key]) for r in rows if r.get(key)}
     # every record (not only every log_every_n_steps), at the trainer's global step
     assert sorted(logged) == [0, 2, 4, 6, 8]
     h = cb.tracker.history
     for step, value in logged.items():
-        want = h[(h.step == step) & (h.pair == pair) & (h.metric == "imbalance")].value.item()
+        want = h[(h.step == step) & (h.pair == pair) & (h.metric == "imbalance_abs")].value.item()
         assert value == pytest.approx(want, rel=1e-12)
     assert {metric_key(p.name, m) for p in cb.tracker.pairs for m in METRICS} <= set(rows[0])
     # the fitted rates at the end, equal to fit_rates()
     rates = cb.tracker.fit_rates()
-    rk = metric_key(pair, "imbalance", "rate")
+    rk = metric_key(pair, "imbalance_abs", "rate")
     got = [float(r[rk]) for r in rows if r.get(rk)]
-    want = rates[(rates.pair == pair) & (rates.metric == "imbalance")].rate.item()
+    want = rates[(rates.pair == pair) & (rates.metric == "imbalance_abs")].rate.item()
     assert got == [pytest.approx(want, rel=1e-12)]
-    pk = metric_key(pair, "imbalance", "predicted")
+    pk = metric_key(pair, "imbalance_abs", "predicted")
     assert any(r.get(pk) for r in rows)
 
 
@@ -125,21 +125,21 @@ def test_hf_log_history_and_report_to_get_the_records(tmp_path):
     trainer.train()
     assert cb.trainer is trainer
     pair = cb.tracker.pairs[0].name
-    key = metric_key(pair, "imbalance")
+    key = metric_key(pair, "imbalance_abs")
     hist = [r for r in trainer.state.log_history if key in r]
     assert [r["step"] for r in hist] == [0, 1, 2, 3, 4]
     h = cb.tracker.history
     for r in hist:
-        want = h[(h.step == r["step"]) & (h.metric == "imbalance")].value.item()
+        want = h[(h.step == r["step"]) & (h.metric == "imbalance_abs")].value.item()
         assert r[key] == pytest.approx(want, rel=1e-12)
     assert sum(key in logs for logs in seen) == 5  # the report_to path saw every record
     # the fitted rates at train end (AdamW: fitted, no prediction), equal to fit_rates()
-    rk = metric_key(pair, "imbalance", "rate")
+    rk = metric_key(pair, "imbalance_abs", "rate")
     logged = [r[rk] for r in trainer.state.log_history if rk in r]
     fit = cb.tracker.fit_rates()
-    want = fit[fit.metric == "imbalance"].rate.item()
+    want = fit[fit.metric == "imbalance_abs"].rate.item()
     assert math.isfinite(want) and logged == [pytest.approx(want, rel=1e-12)]
-    assert not any(metric_key(pair, "imbalance", "predicted") in r
+    assert not any(metric_key(pair, "imbalance_abs", "predicted") in r
                    for r in trainer.state.log_history)
 
 

@@ -38,7 +38,8 @@ def html():
 def test_report_is_self_contained(html):
     _, page = html
     assert page.startswith("<!DOCTYPE html>")
-    assert "<script" not in page.lower()
+    # the one script is the inline table sorter (issue: sortable tables, no remote resource)
+    assert page.lower().count("<script") == 1 and "<script>" in page.lower()
     assert "<link" not in page.lower()
     # every resource is inline: no http(s)/file/relative src or url()
     srcs = re.findall(r'src="([^"]*)"', page)

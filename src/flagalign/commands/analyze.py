@@ -12,7 +12,6 @@ from .._threads import blas_threads
 from ..diagnostics import FORMATS, analyze
 from ..diagnostics.analysis import load_network
 from ..errors import InputError
-from ..report.html import short_pair
 
 __all__ = ["register", "run", "parse_list", "default_out"]
 
@@ -56,6 +55,7 @@ def _tol(text: str) -> float:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "analyze",
+        aliases=["analyse"],
         help="measure every adjacent pair; write pairs.csv, summary.json and report.html",
         description="Measure the alignment geometry of every adjacent layer pair of a model "
         "(weights only) and write a table, a JSON summary and a self-contained HTML report.",
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     p.add_argument("source", help="model file, folder or alias (anything flagalign.load reads)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: flagalign-out/<model-name>/)")
-    p.add_argument("-k", type=_positive_int, default=None,
+    p.add_argument("-k", "--k", dest="k", type=_positive_int, default=None,
                    help="flag depth k (default: min(64, n/4, rank) per pair)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto",
                    help="SVD method (auto: exact up to 2048² entries, randomized above)")
@@ -88,6 +88,10 @@ def register(subparsers) -> None:
                    "(default), torch.linalg on a CUDA GPU, or the torch code on the CPU")
     p.add_argument("--precision", choices=("float64", "float32"), default="float64",
                    help="compute precision of --device cuda/cpu-torch (default float64)")
+    p.add_argument("--gauge", choices=("stored", "balanced"), default="stored",
+                   help="stored: measure the weights as stored; balanced: first move the network to "
+                        "the canonical representative of its hidden-layer symmetries (docs/theory.md "
+                        "§7), so that angles no longer depend on the parameterization")
     p.add_argument("--raw", action="store_true",
                    help="do not fold norms (BatchNorm, LayerNorm/RMSNorm gains) into the adjacent "
                    "matrices: measure the stored weights (flagalign.load(fold_norms=False))")
@@ -127,6 +131,7 @@ def run(args) -> int:
             scheduler=args.scheduler,
             device=None if args.device == "cpu" else args.device,
             precision=args.precision,
+            gauge=None if args.gauge == "stored" else args.gauge,
         )
         paths = an.save(tx, formats=formats)
     for w in an.warnings:
@@ -143,29 +148,30 @@ def run(args) -> int:
 
 
 def _print_table(an, n: int = 5) -> None:
-    """The most and least aligned pairs (by overlap / baseline) as a rich table on stdout."""
+    """The most and least aligned pairs (by ``overlap_ratio``) as a rich table on stdout: the
+    full pair id (as in pairs.csv, joinable) and the ratios to the null the report shows."""
     from rich.console import Console  # deferred: rich (heavy), only to print
     from rich.markup import escape
     from rich.table import Table
 
-
     ok = an.pairs[an.pairs["status"] == "ok"].sort_values("overlap_ratio", ascending=False)
     s = an.summary
     t = Table(
-        title=f"{s['model']}: {s['n_ok']}/{s['n_pairs']} pairs in {s['seconds']:.1f} s",
+        title=f"{s['model']}: {s['n_ok']}/{s['n_pairs']} pairs in {s['seconds']:.1f} s "
+              "(ratios: 1 = chance)",
         title_justify="left",
     )
     for col, just in (("", "left"), ("pair", "left"), ("kind", "left"), ("k/n", "right"),
-                      ("overlap/base", "right"), ("median θ°", "right"), ("∩dim", "right"),
-                      ("comm", "right"), ("imbal", "right")):
+                      ("overlap_ratio", "right"), ("commutator_ratio", "right"),
+                      ("median θ°", "right"), ("∩dim", "right"), ("imbalance", "right")):
         t.add_column(col, justify=just, no_wrap=col != "pair", overflow="fold")
     top = ok.head(n)
     bottom = ok.tail(min(n, max(0, len(ok) - n))).iloc[::-1]
     for label, part in (("most", top), ("least", bottom)):
         for i, r in enumerate(part.itertuples()):
-            t.add_row(label if i == 0 else "", escape(short_pair(r.left, r.right)), r.kind, f"{r.k}/{r.dim}",
-                      f"{r.overlap_ratio:.2f}", f"{r.angle_median_deg:.1f}",
-                      str(r.intersection_dim), f"{r.commutator:.3f}", f"{r.imbalance:.3f}")
+            t.add_row(label if i == 0 else "", escape(r.pair), r.kind, f"{r.k}/{r.dim}",
+                      f"{r.overlap_ratio:.2f}", f"{r.commutator_ratio:.2f}",
+                      f"{r.angle_median_deg:.1f}", str(r.intersection_dim), f"{r.imbalance:.3f}")
         if label == "most" and len(bottom):
             t.add_section()
     Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(t)

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "measure, with the SVD method and k each would use. Reads only metadata.",
     )
     p.add_argument("source", help="model file, folder or alias")
-    p.add_argument("-k", type=_positive_int, default=None, help="flag depth k (as for analyze)")
+    p.add_argument("-k", "--k", dest="k", type=_positive_int, default=None, help="flag depth k (as for analyze)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto")
     p.add_argument("--kinds", default=None, help="only these pair kinds, comma-separated")
     p.add_argument("--layers", default=None, help="only pairs at these depths, e.g. 0,3,10-12")

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--subspace", choices=SUBSPACES, default="v",
                    help="head subspace: q/k/v (what it reads), o (what it writes), qk, ov "
                    "(default v)")
-    p.add_argument("-k", type=int, default=None,
+    p.add_argument("-k", "--k", dest="k", type=int, default=None,
                    help="top-k of the qk/ov subspaces (default head_dim)")
     p.add_argument("--control", choices=("random-init", "mixed-heads", "none"),
                    default="random-init",
@@ -94,8 +94,9 @@ def _run(args, net, kinds, tx) -> int:
     comps = [composition(net, kd, _layers(args.layers), seed=args.seed, null=args.null,
                          quiet=args.quiet) for kd in kinds]
     if not args.quiet:
-        print(f"# {net.name}: head overlap ({args.subspace})")
-        print(res.to_markdown())
+        from ._table import print_frame
+
+        print_frame(res.summary_table(), title=f"{net.name}: head overlap ({args.subspace})")
         for c in comps:
             t = c.layers
             (bm, bs), = list(c.baseline.values())[:1] or [(float("nan"), float("nan"))]

@@ -1,4 +1,4 @@
-"""``flagalign reproduce NAME [--quick] [--seeds N] [--jobs J] [--model SRC] [--out DIR] [--quiet]``: run a registered experiment.
+"""``flagalign reproduce NAME [--quick] [--seeds N] [--jobs J] [--model SRC] [--loss L] [--out DIR] [--quiet]``: run a registered experiment.
 
 Prints the experiment's markdown table and a pass/fail summary. Exit 0 when every pass
 criterion held, 1 when one failed, 2 on bad input (unknown name).
@@ -20,9 +20,12 @@ def register(subparsers) -> None:
         "reproduce",
         help="run a paper experiment and check its pass criteria",
         description="Run a registered experiment (" + ", ".join(names()) + "), print its table and "
-        "pass/fail summary. Exit 0 when every criterion passed, 1 otherwise.",
+        "pass/fail summary. Exit 0 when every criterion passed, 1 otherwise. `hierarchy` "
+        "replaces `collapse` (the old protocol, kept and documented: its ReLU net never "
+        "reached collapse). Every experiment writes verdict.json.",
     )
-    p.add_argument("name", help="experiment name: " + ", ".join(names()))
+    p.add_argument("name", help="experiment name: " + ", ".join(names())
+                   + " (collapse: old protocol, superseded by hierarchy)")
     p.add_argument("--quick", action="store_true", help="reduced run (minutes, used by the tests)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: flagalign-out/NAME)")  # fmt: skip
@@ -33,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", action="append", default=None, metavar="SRC",
                    help="lm-heads: a model to analyse (alias, path or HF folder; repeatable; "
                    "default: the packaged minilm and smollm2)")
+    p.add_argument("--loss", choices=("mse", "ce"), default=None,
+                   help="hierarchy: ce runs the secondary cross-entropy table (default mse)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -52,6 +57,10 @@ def run(args) -> int:
         if "models" not in accepted:
             raise InputError(f"--model: not supported by experiment {args.name!r}")
         kwargs["models"] = list(args.model)
+    if args.loss is not None:
+        if "loss" not in accepted:
+            raise InputError(f"--loss: not supported by experiment {args.name!r}")
+        kwargs["loss"] = args.loss
     for key in ("seeds", "jobs"):
         value = getattr(args, key)
         if value is None or (key == "jobs" and value == 1):

@@ -13,8 +13,11 @@ assembler), run in ``--jobs`` worker processes (one BLAS thread each) or on a Da
 ``--out``, and a rerun with the same ``--out`` and ``--k`` skips the checkpoints already there
 (``--fresh`` starts over), so a long run that was stopped resumes.
 
-Writes ``trajectory.jsonl`` (one record per checkpoint), ``trajectory.csv`` (long: step,
-checkpoint, pair, metric, value), ``rates.csv`` and ``trajectory.png`` under ``--out`` (default
+Writes ``trajectory.jsonl`` (one record per checkpoint; each checkpoint's flags in
+``trajectory-flags/step_<N>.npz``), ``trajectory.csv`` (long: step, checkpoint, pair, metric,
+value), ``rates.csv``, ``flags.csv`` (each matrix's output / input flag distance to the previous
+checkpoint and to the flag mean over checkpoints, eqs. (66)–(67);
+:mod:`flagalign.diagnostics.flag_drift`) and ``trajectory.png`` under ``--out`` (default
 ``flagalign-out/trajectory-<dir name>``).
 """
 
@@ -82,7 +85,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("checkpoint_dir", type=Path, help="folder of checkpoints (files or folders)")
     p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--k", type=int, default=None, help="flag depth (default: eq. (14))")
+    p.add_argument("-k", "--k", dest="k", type=int, default=None, help="flag depth (default: eq. (14))")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate η (for the prediction)")
     p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay λ on every parameter")
     p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum β (default 0)")
@@ -100,7 +103,7 @@ def register(subparsers) -> None:
 
 
 def _prediction(args):
-    from ..diagnostics.dynamics.rates import Prediction, law_rate
+    from ..diagnostics.dynamics.rates import Prediction, damping, law_rate
 
     if args.lr is None and args.weight_decay is None:
         return Prediction(None, "no optimizer hyper-parameters: pass --lr and --weight-decay")
@@ -110,6 +113,12 @@ def _prediction(args):
         rate = law_rate(args.lr, args.weight_decay, args.momentum)
     except ValueError as exc:
         raise InputError(f"trajectory: {exc}") from None
+    if args.momentum and damping(args.lr, args.weight_decay, args.momentum) == "underdamped":
+        # eq. (25): complex roots, D oscillates; a log-linear fit has no rate to compare with
+        return Prediction(None, "no prediction: underdamped heavy-ball momentum "
+                          "(2ηλ > (1-√β)², eq. 25) — D oscillates, only its envelope decays",
+                          lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum,
+                          optimizer="SGD")  # fmt: skip
     how = "heavy-ball SGD (eq. 25)" if args.momentum else "plain SGD: r = -log(1 - 2ηλ) (eq. 22)"
     return Prediction(rate, how + " from --lr/--weight-decay", lr=args.lr,
                       weight_decay=args.weight_decay, momentum=args.momentum, optimizer="SGD",
@@ -143,17 +152,27 @@ def _run(args, ckpts, pred, tx, jobs, out) -> int:
 
     jsonl = out / "trajectory.jsonl"
     header = {"format": FORMAT, "k": args.k}
-    if getattr(args, "fresh", False) and jsonl.exists():
-        jsonl.unlink()
+    flags_dir = out / "trajectory-flags"
+    if getattr(args, "fresh", False):
+        if jsonl.exists():
+            jsonl.unlink()
+        import shutil
+
+        shutil.rmtree(flags_dir, ignore_errors=True)
     try:
         done = read_records(jsonl, header)
     except ValueError as exc:
         raise InputError(f"{exc}; pass --fresh or another --out") from None
     names = {s: p.name for s, p in ckpts}
-    done = {s: r for s, r in done.items() if names.get(s) == r["checkpoint"]}
-    records = _run_checkpoints(ckpts, done, args, jobs, jsonl, header)
+    done = {s: r for s, r in done.items() if names.get(s) == r["checkpoint"]
+            and (flags_dir / f"step_{s}.npz").exists()}
+    records = _run_checkpoints(ckpts, done, args, jobs, jsonl, header, flags_dir)
     shapes: dict = {}
     rows, ks, dtypes = [], {}, {}
+    from ..diagnostics.analysis.checkpoints import load_flags
+    from ..diagnostics.flag_drift import FlagHistory
+
+    drift = FlagHistory(k=args.k)
     for step, path in ckpts:
         rec = records[step]
         for pr in rec["pairs"]:
@@ -168,6 +187,7 @@ def _run(args, ckpts, pred, tx, jobs, out) -> int:
             ks.setdefault(name, pr["k"])
             dtypes[name] = pr["dtype"]
             rows.extend((step, path.name, name, m, float(pr["values"][m])) for m in METRICS)
+        drift.add_flags(step, path.name, load_flags(flags_dir / f"step_{step}.npz"))
     hist = pd.DataFrame(rows, columns=["step", "checkpoint", "pair", "metric", "value"])
     from .._arrays import input_eps
 
@@ -178,21 +198,24 @@ def _run(args, ckpts, pred, tx, jobs, out) -> int:
         eps={p: input_eps(dt) for p, dt in dtypes.items()},
         tail=args.tail,
     )
+    flags = drift.table()
     files = [tx.write_csv("trajectory.csv", hist), tx.write_csv("rates.csv", rates),
-             _figure(hist, rates, tx, "trajectory.png")]
+             tx.write_csv("flags.csv", flags), _figure(hist, rates, tx, "trajectory.png")]
     print(f"{len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}), {len(ks)} pairs")
-    show = rates[rates.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    show = rates[rates.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     cols = ["pair", "metric", "rate", "stderr", "predicted", "ratio", "applicable"]
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
-        print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    from ._table import print_frame
+
+    print_frame(show, columns=cols, max_rows=200)
     print(f"prediction: {pred.reason}")
+    _print_flags(flags, pd)
     print(f"wrote {jsonl}")
     for f in files:
         print(f"wrote {f}")
     return 0
 
 
-def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
+def _run_checkpoints(ckpts, done, args, jobs, jsonl, header, flags_dir) -> dict:
     """{step: record} for every checkpoint: those in ``done`` as read, the first one (which fixes
     each pair's k) first, the rest in a pool when ``--jobs`` > 1 or ``--scheduler``; each record
     is appended to ``jsonl`` as soon as it completes."""
@@ -212,7 +235,7 @@ def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
     try:
         step0, path0 = ckpts[0]
         if step0 not in records:
-            finish(checkpoint_job(path0, step0, None, args.k))
+            finish(checkpoint_job(path0, step0, None, args.k, str(flags_dir)))
         ks = {p["pair"]: p["k"] for p in records[step0]["pairs"]}
         todo = [(s, p) for s, p in ckpts if s not in records]
         scheduler = getattr(args, "scheduler", None)
@@ -225,7 +248,8 @@ def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
                 cap = 2 * pool.workers
                 while True:
                     for s, p in it:
-                        inflight[pool.submit(checkpoint_job, str(p), s, ks, args.k)] = s
+                        inflight[pool.submit(checkpoint_job, str(p), s, ks, args.k,
+                                             str(flags_dir))] = s
                         if len(inflight) >= cap:
                             break
                     if not inflight:
@@ -237,31 +261,31 @@ def _run_checkpoints(ckpts, done, args, jobs, jsonl, header) -> dict:
                 pool.close()
         else:
             for s, p in todo:
-                finish(checkpoint_job(p, s, ks, args.k))
+                finish(checkpoint_job(p, s, ks, args.k, str(flags_dir)))
     finally:
         if bar is not None:
             bar.close()
     return records
 
 
-def _figure(hist, rates, tx, name: str) -> Path:
-    from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
-    import numpy as np
+def _print_flags(flags, pd) -> None:
+    """Per matrix and side: the largest step-to-step flag distance and distance to the mean
+    flag, next to the random-flag baseline (eq. (66))."""
+    if flags.empty:
+        return
+    g = flags.groupby(["matrix", "side"], sort=False).agg(
+        common_type=("common_type", "first"), max_to_prev=("distance_prev", "max"),
+        max_to_mean=("distance_mean", "max"), baseline=("baseline", "first")).reset_index()
+    print("flag distances (chordal, eq. 66; on the type all checkpoints share):")
+    with pd.option_context("display.width", 200, "display.max_rows", 40):
+        print(g.head(40).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
-    fig = Figure(figsize=(6.5, 4))
-    ax = fig.subplots()
-    for i, (pair, sub) in enumerate(hist[hist.metric == "imbalance"].groupby("pair", sort=False)):
-        if i >= 10:
-            break
-        sub = sub.sort_values("step")
-        ax.semilogy(sub.step, sub.value.clip(lower=1e-300), "-o", ms=3, color=f"C{i}", label=pair)
-        pr = rates[(rates.pair == pair) & (rates.metric == "imbalance")].predicted
-        if len(pr) and np.isfinite(pr.iloc[0]) and len(sub) > 1:
-            s0, v0 = float(sub.step.iloc[0]), float(sub.value.iloc[0])
-            xs = np.array([s0, float(sub.step.iloc[-1])])
-            ax.semilogy(xs, v0 * np.exp(-pr.iloc[0] * (xs - s0)), "--", color=f"C{i}", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖D‖_F (dashed: predicted)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
+
+def _figure(hist, rates, tx, name: str) -> Path:
+    """``trajectory.png``: per pair the norm of D the law applies to (‖D‖, or ‖diag D‖ across a
+    ReLU, eq. (23)) with the fitted and predicted slopes — the RateTable figure."""
+    from ..diagnostics.dynamics.fit_table import RateTable
+    from ..report.dynamics_figures import rates_figure  # deferred: matplotlib (heavy)
+
+    fig = rates_figure(RateTable.of(rates, hist[["step", "pair", "metric", "value"]]))
     return tx.write_figure(name, fig, dpi=110)

@@ -1,12 +1,21 @@
-"""Figures and notebook HTML of diagnostics results, without diagnostics importing report.
+"""The one registry of figures, figure files and HTML of diagnostics results.
 
 ``diagnostics`` sits below ``report`` and never imports it (nor matplotlib), yet results offer
-``.plot()`` and ``_repr_html_``. As with the heads figure writer
-(:mod:`flagalign.diagnostics.heads._figure_writers`), ``flagalign/__init__.py`` (above both)
-registers one drawer per kind of result, each importing its ``report`` module when first
-called. :func:`html_card` builds the notebook fragment: a ``<div>`` with inline styles only (no
-global CSS, no ``<html>``/``<body>``) holding a summary, a small table and the figure as an
-inline PNG data URI.
+``.plot()``, ``save(figures=True)``, ``to_html()`` and ``_repr_html_``. Whatever draws them lives
+in ``report``; ``flagalign/__init__.py`` (above both) registers one function per *family*
+here, each importing its ``report`` module when first called (matplotlib is heavy). Families:
+
+======================  ==========================================================
+``analysis``            ``(Analysis, **opts) -> Figure`` (``Analysis.plot``)
+``analysis.html``       ``(Analysis, full=True) -> str`` (``Analysis.to_html``)
+``heads``               ``(HeadOverlap | Composition, **opts) -> Figure``
+``heads.files``         ``(HeadOverlap | Composition, out_dir, **opts) -> [Path]``
+``rates``               ``(RateTable, **opts) -> Figure`` (dynamics fit tables)
+======================  ==========================================================
+
+:func:`html_card` builds the notebook fragment: a ``<div>`` with inline styles only (no global
+CSS, no ``<html>``/``<body>``) holding a summary, a small table and the figure as an inline PNG
+data URI.
 """
 
 from __future__ import annotations
@@ -18,24 +27,29 @@ from typing import Callable
 
 from ..errors import FlagalignError
 
-__all__ = ["register_drawer", "draw", "png_data_uri", "html_card", "spread"]
+__all__ = ["register_drawer", "draw", "drawer", "png_data_uri", "html_card", "spread"]
 
 _DRAWERS: dict[str, Callable] = {}
 
 
-def register_drawer(family: str, drawer: Callable) -> None:
-    """Set ``drawer(result, **options) -> matplotlib.figure.Figure`` for results of ``family``
-    (``"heads"``: HeadOverlap and Composition; ``"rates"``: the dynamics fit table)."""
-    _DRAWERS[family] = drawer
+def register_drawer(family: str, fn: Callable) -> None:
+    """Register ``fn`` for ``family`` (see the module docstring for the families and the
+    signature each expects); a later registration replaces the earlier."""
+    _DRAWERS[family] = fn
 
 
-def draw(family: str, result, /, **options):
-    """The figure of ``result`` drawn by the drawer registered for ``family`` (a Figure, or
-    None when there is nothing to draw)."""
-    drawer = _DRAWERS.get(family)
-    if drawer is None:
-        raise FlagalignError(f"no {family} figure drawer registered: import flagalign")
-    return drawer(result, **options)
+def drawer(family: str) -> Callable:
+    """The function registered for ``family``."""
+    fn = _DRAWERS.get(family)
+    if fn is None:
+        raise FlagalignError(f"nothing registered to draw {family!r}: import flagalign")
+    return fn
+
+
+def draw(family: str, result, /, *args, **options):
+    """Call the function registered for ``family`` on ``result`` (a Figure, None when there
+    is nothing to draw, written paths or HTML, by family)."""
+    return drawer(family)(result, *args, **options)
 
 
 def png_data_uri(fig, dpi: int = 72) -> str:

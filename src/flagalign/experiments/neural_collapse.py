@@ -1,5 +1,9 @@
 """``flagalign reproduce collapse``: Neural Collapse and the Level-1/2/3 hierarchy on digits MLPs.
 
+Superseded by ``flagalign reproduce hierarchy`` (:mod:`flagalign.experiments.hierarchy`; its
+ReLU net never reached collapse, so this run does not test the claim). Kept, and documented in
+docs/results.md, as the record of the old protocol.
+
 Two depth-3, width-64 MLPs (64 → 64 → 64 → 10), one linear and one ReLU, are trained on all
 1797 scikit-learn digits with minibatch SGD (batch 128, momentum 0.9, constant η = 0.05) and L2
 weight decay λ = 5e-4 on every parameter, with cross-entropy, far into the terminal phase
@@ -22,7 +26,11 @@ Pass criteria (each printed beside its row; tolerances of eq. (38)):
    plateau is not an artefact of a decayed step size);
 4. Spearman ρ ≥ ``RHO_MIN`` between each weight-only proxy and its data counterpart over the
    records, per net (ETF: eq. (39) classifier ETF vs nc2_etf; Level 2: weight overlap vs data
-   overlap; Level 3: Gram commutator vs data commutator).
+   overlap — linear net only: across a ReLU plus bias the Level-2 proxy is not applicable and
+   the row is reported as "n/a", outside the verdict; Level 3: Gram commutator of Ã = [A, b]
+   (A's bias included, eq. (39)) vs data commutator).
+
+``verdict.json`` lists the primary criteria (name, measured, threshold, pass).
 
 Supplementary rows (reported, not part of ``passed``) give the weight-only Level-3 verdicts.
 """
@@ -37,6 +45,7 @@ import numpy as np
 from .._output import OutputFolder
 from .._progress import progress_bar
 from .framework import ExperimentResult, register
+from .verdict import write_verdict
 
 __all__ = ["run", "CONFIG", "RHO_MIN", "whiten"]
 
@@ -110,8 +119,12 @@ def _schedule(steps: int, n: int) -> list[int]:
     return sorted({0, *even.tolist(), *logs.tolist()})
 
 
-def _record(model, data, step: int, loss: float):
-    """One row: data-based CollapseReport, weight-only proxies (prefixed ``w_``), accuracy."""
+def _record(model, data, step: int, loss: float, activation: str):
+    """One row: data-based CollapseReport, weight-only proxies (prefixed ``w_``), accuracy.
+
+    The weight-only proxies (eq. (39)) get the bias of the layer feeding the classifier (the
+    Level-3 proxy uses Ã = [A, b]) and the activation between the two (``"relu"``: the Level-2
+    proxy is NaN, not applicable across a ReLU plus bias)."""
     import torch
 
     from ..diagnostics.collapse import metrics, weight_only_arrays
@@ -122,7 +135,8 @@ def _record(model, data, step: int, loss: float):
         acc = float((model(data.x).argmax(1) == data.y).double().mean())
     last, prev = model[-1], model[-3]  # classifier and the linear layer feeding it
     rep = metrics(H, data.y, last.weight.detach(), last.bias.detach())
-    wo = weight_only_arrays(last.weight.detach(), prev.weight.detach())
+    wo = weight_only_arrays(last.weight.detach(), prev.weight.detach(),
+                            bias=prev.bias.detach(), activation=activation)
     row = {"step": step, "loss": loss, "train_acc": acc}
     row.update(rep.to_dict())
     row.update({f"w_{k}": v for k, v in wo.to_dict().items() if not isinstance(v, str)})
@@ -136,11 +150,11 @@ def _train_one(data, activation: str, steps: int, n_records: int, bar=None):
     model = make_mlp(data.n_features, c["width"], c["depth"], data.n_classes,
                      activation=activation, seed=c["seed"])  # fmt: skip
     when = set(_schedule(steps, n_records))
-    rows = [_record(model, data, 0, float("nan"))]
+    rows = [_record(model, data, 0, float("nan"), activation)]
 
     def on_step(step: int, loss: float) -> None:
         if step in when:
-            rows.append(_record(model, data, step, loss))
+            rows.append(_record(model, data, step, loss, activation))
         if bar is not None:
             bar.update(1)
 
@@ -171,39 +185,65 @@ def _fmt(x) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
-def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
+def _tables(frame, steps: int) -> tuple[str, bool, list[dict], list]:
+    """Markdown tables, overall pass flag, check rows (collapse_checks.csv) and the primary
+    criteria as :class:`~flagalign.experiments.verdict.Criterion` objects (verdict.json)."""
     from ..diagnostics.collapse import TOL_COMMUTATOR, TOL_NC1, TOL_SINE
+    from .verdict import check
 
     final = {a: frame[frame.activation == a].iloc[-1] for a in ACTS}
     checks: list[dict] = []
+    crit: list = []
 
-    def add(net, what, value, ok, primary=True):
+    def add(net, what, value, ok, primary=True, applicable=True, criterion=None):
         checks.append({"net": net, "criterion": what, "value": value, "pass": bool(ok),
-                       "primary": primary})  # fmt: skip
+                       "primary": primary and applicable, "applicable": applicable})  # fmt: skip
+        if criterion is not None and primary and applicable:
+            crit.append(criterion)
 
     for a in ACTS:
         f = final[a]
-        add(a, f"Level 2 reached at the end (all C−1 angles sin θ ≤ {TOL_SINE})",
+        what = f"Level 2 reached at the end (all C−1 angles sin θ ≤ {TOL_SINE})"
+        add(a, what,
             f"max sin θ = {_fmt(f.level2_max_sine)}, dim = {int(f.level2_intersection_dim)}",
-            f.level2)  # fmt: skip
+            f.level2, criterion=check(f"{a}: {what}, max sin θ", f.level2_max_sine, "<=",
+                                      TOL_SINE, f"dim = {int(f.level2_intersection_dim)}"))  # fmt: skip
     f = final["linear"]
-    add("linear", f"Level 3 reached at the end (Level 2 and commutator ≤ {TOL_COMMUTATOR})",
-        f"commutator = {_fmt(f.level3_commutator)}", f.level3)  # fmt: skip
+    what = f"Level 3 reached at the end (Level 2 and commutator ≤ {TOL_COMMUTATOR})"
+    add("linear", what, f"commutator = {_fmt(f.level3_commutator)}", f.level3,
+        criterion=check(f"linear: {what}, data commutator (NaN without Level 2)",
+                        f.level3_commutator if f.level2 else float("nan"), "<=",
+                        TOL_COMMUTATOR))  # fmt: skip
     relu = frame[frame.activation == "relu"]
     tail = relu.iloc[-max(2, len(relu) // 4):]
-    add("relu", f"data commutator plateau > {TOL_COMMUTATOR} over the last quarter of records",
+    what = f"data commutator plateau > {TOL_COMMUTATOR} over the last quarter of records"
+    add("relu", what,
         f"min = {_fmt(tail.level3_commutator.min())}, final level 3 = {_fmt(bool(final['relu'].level3))}",
-        bool((tail.level3_commutator > TOL_COMMUTATOR).all() and not final["relu"].level3))
+        bool((tail.level3_commutator > TOL_COMMUTATOR).all() and not final["relu"].level3),
+        criterion=check(f"relu: {what}, min over the last quarter", tail.level3_commutator.min(),
+                        ">", TOL_COMMUTATOR))  # fmt: skip
     for a in ACTS:
         sub = frame[(frame.activation == a) & (frame.step > 0)]
         for label, wcol, dcol in PROXIES:
+            what = f"Spearman ρ({label}: weight-only vs data) ≥ {RHO_MIN}"
+            if label == "Level-2 overlap" and a != "linear":
+                # eq. (39): across a ReLU plus bias the features are not in col(A)
+                add(a, what, "not applicable (ReLU + bias between A and the classifier, "
+                    "eq. (39); weight-only Level-2 proxy is NaN)", False, applicable=False)
+                continue
             rho = _spearman(sub[wcol], sub[dcol])
-            add(a, f"Spearman ρ({label}: weight-only vs data) ≥ {RHO_MIN}", f"ρ = {_fmt(rho)}",
-                rho >= RHO_MIN)  # fmt: skip
+            add(a, what, f"ρ = {_fmt(rho)}", rho >= RHO_MIN,
+                criterion=check(f"{a}: {what}", rho, ">=", RHO_MIN))  # fmt: skip
     for a in ACTS:
         f = final[a]
-        add(a, f"(supplementary) weight-only Level 3: Gram commutator ≤ {TOL_COMMUTATOR}",
-            f"Gram commutator = {_fmt(f.w_level3_commutator)}", f.w_level3, primary=False)
+        if a == "linear":
+            add(a, f"(supplementary) weight-only Level 3: Level-2 proxy and Gram commutator ≤ "
+                f"{TOL_COMMUTATOR}", f"Gram commutator = {_fmt(f.w_level3_commutator)}",
+                f.w_level3, primary=False)  # fmt: skip
+        else:  # no Level-2 proxy across a ReLU: the Gram commutator alone
+            add(a, f"(supplementary) weight-only Gram commutator ≤ {TOL_COMMUTATOR} (Level-2 "
+                "proxy not applicable)", f"Gram commutator = {_fmt(f.w_level3_commutator)}",
+                f.w_level3_commutator <= TOL_COMMUTATOR, primary=False)  # fmt: skip
     for a in ACTS:
         # eq. (39): the classifier-ETF proxy equals nc2_etf when W̄ ∝ M, so its error should
         # shrink with NC3 whatever the direction each of them moves in.
@@ -218,7 +258,10 @@ def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
 
     lines = ["| net | criterion | measured | pass |", "|---|---|---|---|"]
     for c in checks:
-        ok = ("PASS" if c["pass"] else "FAIL") if c["primary"] else ("yes" if c["pass"] else "no")
+        if not c["applicable"]:
+            ok = "n/a"
+        else:
+            ok = ("PASS" if c["pass"] else "FAIL") if c["primary"] else ("yes" if c["pass"] else "no")
         lines.append(f"| {c['net']} | {c['criterion']} | {c['value']} | {ok} |")
     cols = [("train_acc", "train acc"), ("nc1", "NC1"), ("cdnv", "CDNV"),
             ("nc2_equinorm", "NC2 equinorm"), ("nc2_equiangular", "NC2 equiang."),
@@ -239,7 +282,7 @@ def _tables(frame, steps: int) -> tuple[str, bool, list[dict]]:
         f = final[a]
         lines.append(f"| {a} | {_fmt(first100[a]) if np.isfinite(first100[a]) else 'never'} | "
                      + " | ".join(_fmt(f[c]) for c, _ in cols) + " |")  # fmt: skip
-    return "\n".join(lines), passed, checks
+    return "\n".join(lines), passed, checks, crit
 
 
 def _figure(frame, tx, name: str) -> Path:
@@ -317,7 +360,7 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
         if bar is not None:
             bar.close()
     frame = pd.DataFrame(rows)
-    table, passed, checks = _tables(frame, steps)
+    table, passed, checks, crit = _tables(frame, steps)
     seconds = time.perf_counter() - t0
     c = CONFIG
     header = (f"Digits MLPs {64}→{c['width']}→…→10 (depth {c['depth']}), SGD η={c['lr']} "
@@ -329,5 +372,9 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
     files = [tx.write_csv("collapse_records.csv", frame),
              tx.write_csv("collapse_checks.csv", pd.DataFrame(checks)),
              tx.write_text("collapse_table.md", table + "\n"),
-             _figure(frame, tx, "collapse_metrics.png")]
+             _figure(frame, tx, "collapse_metrics.png"),
+             write_verdict(tx, "collapse", crit, quick=quick, seconds=seconds,
+                           meta={**CONFIG, "steps": steps, "superseded_by": "hierarchy",
+                                 "not_applicable": [f"{c['net']}: {c['criterion']}"
+                                                    for c in checks if not c["applicable"]]})]
     return ExperimentResult(name="collapse", table_markdown=table, passed=passed, files=files)

@@ -32,6 +32,7 @@ import numpy as np
 from .._output import OutputFolder
 from .._progress import progress_bar
 from .framework import ExperimentResult, register
+from .verdict import write_verdict
 
 LR = 0.2
 LAMBDAS = (1e-3, 3e-3, 1e-2)
@@ -87,8 +88,12 @@ def _fmt(x, digits=4):
     return "—" if not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
-    """Markdown table, overall pass flag, criteria summary lines."""
+def _table(runs: list[Run]) -> tuple[str, bool, list[str], list]:
+    """Markdown table, overall pass flag, criteria summary lines, and the same criteria as
+    :class:`~flagalign.experiments.verdict.Criterion` objects (for ``verdict.json``)."""
+    from .verdict import check
+
+    crit = []
     lines = [
         "| optimizer | activation | λ | pair | predicted r | full D r (ratio) | diag D r (ratio) "
         "| off-diag D r (ratio) | final commutator | checks |",
@@ -104,25 +109,37 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
     for run in runs:
         r = run.rates
         for pair in r.pair.unique():
-            pred = _val(r, pair, "imbalance", "predicted")
-            full, dg, off = (_val(r, pair, m) for m in ("imbalance", "imbalance_diag", "imbalance_offdiag"))
+            pred = _val(r, pair, "imbalance_abs", "predicted")
+            full, dg, off = (_val(r, pair, m) for m in ("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"))
             c = comm[(run.optimizer, run.activation, run.lam, pair)]
             checks = []
             if run.optimizer != "sgd":
-                reason = r[(r.pair == pair) & (r.metric == "imbalance")].reason.iloc[0]
+                reason = r[(r.pair == pair) & (r.metric == "imbalance_abs")].reason.iloc[0]
                 good = "not applicable" in reason and not np.isfinite(pred)
+                crit.append(check(f"{run.optimizer} {run.activation} λ={run.lam:g} pair {pair}: "
+                                  "law reported not applicable (1 = yes)", float(good), ">=", 1.0,
+                                  f"measured drift {full:.3g}/step"))  # fmt: skip
                 checks.append(f"law not applicable (measured drift {full:.3g}/step): {'PASS' if good else 'FAIL'}")
             elif run.activation == "linear":
                 good = abs(full / pred - 1) <= TOL
+                tag = f"sgd linear λ={run.lam:g} pair {pair}"
+                crit.append(check(f"{tag}: full-D rate, |r̂/r − 1|", abs(full / pred - 1), "<=",
+                                  TOL, f"r = {pred:.4g}"))  # fmt: skip
                 checks.append(f"full within 5%: {'PASS' if good else 'FAIL'}")
                 lin_slopes.setdefault(pair, []).append((run.lam, full))
                 cr = comm.get(("sgd", "relu", run.lam, pair), float("nan"))
                 g2 = c < 0.2 * cr
+                crit.append(check(f"{tag}: final commutator / ReLU's", c / cr, "<", 0.2,
+                                  f"linear {c:.3g}, ReLU {cr:.3g}"))  # fmt: skip
                 checks.append(f"comm < 0.2×ReLU ({_fmt(cr, 3)}): {'PASS' if g2 else 'FAIL'}")
                 good = good and g2
             elif run.activation == "relu":
                 g1 = abs(dg / pred - 1) <= TOL
                 g2 = off < 0.5 * pred
+                tag = f"sgd relu λ={run.lam:g} pair {pair}"
+                crit.append(check(f"{tag}: diag-D rate, |r̂/r − 1|", abs(dg / pred - 1), "<=",
+                                  TOL, f"r = {pred:.4g}"))  # fmt: skip
+                crit.append(check(f"{tag}: off-diag-D rate / r", off / pred, "<", 0.5))
                 checks.append(f"diag within 5%: {'PASS' if g1 else 'FAIL'}")
                 checks.append(f"off-diag < 50%: {'PASS' if g2 else 'FAIL'}")
                 good = g1 and g2
@@ -140,12 +157,14 @@ def _table(runs: list[Run]) -> tuple[str, bool, list[str]]:
         per_lam = np.array([rate / lam for lam, rate in pts])
         spread = float(np.max(np.abs(per_lam / per_lam.mean() - 1))) if len(per_lam) > 1 else float("nan")
         good = len(per_lam) > 1 and spread <= TOL
+        crit.append(check(f"sgd linear pair {pair}: linear in λ, max |(r̂/λ)/mean − 1|", spread,
+                          "<=", TOL, "r̂/λ = " + ", ".join(f"{v:.4g}" for v in per_lam)))
         ok_all &= good
         summary.append(
             f"- linear, pair {pair}: fitted r/λ = {', '.join(f'{v:.4g}' for v in per_lam)} "
             f"(2η = {2 * LR:g}); max deviation {spread:.2%} — linear in λ: {'PASS' if good else 'FAIL'}"
         )
-    return "\n".join(lines), ok_all, summary
+    return "\n".join(lines), ok_all, summary, crit
 
 
 def _figure(runs: list[Run], tx, name: str) -> Path:
@@ -161,13 +180,13 @@ def _figure(runs: list[Run], tx, name: str) -> Path:
         for i, run in enumerate(sel):
             pair = run.rates.pair.unique()[0]
             color = f"C{i}"
-            for metric, style in (("imbalance", "-"), ("imbalance_diag", ":")):
+            for metric, style in (("imbalance_abs", "-"), ("imbalance_diag_abs", ":")):
                 h = run.history[(run.history.pair == pair) & (run.history.metric == metric)]
-                label = f"λ={run.lam:g} {'‖D‖' if metric == 'imbalance' else '‖diag D‖'}"
+                label = f"λ={run.lam:g} {'‖D‖' if metric == 'imbalance_abs' else '‖diag D‖'}"
                 ax.semilogy(h.step, h.value, style, color=color, label=label)
-            pred = _val(run.rates, pair, "imbalance", "predicted")
+            pred = _val(run.rates, pair, "imbalance_abs", "predicted")
             if np.isfinite(pred):
-                h = run.history[(run.history.pair == pair) & (run.history.metric == "imbalance_diag")]
+                h = run.history[(run.history.pair == pair) & (run.history.metric == "imbalance_diag_abs")]
                 s0 = float(h.step.iloc[len(h) // 2])
                 v0 = float(h.value.iloc[len(h) // 2])
                 xs = np.array([s0, float(h.step.iloc[-1])])
@@ -213,7 +232,7 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    table, passed, summary = _table(runs)
+    table, passed, summary, crit = _table(runs)
     total = sum(r.seconds for r in runs)
     header = (
         f"digits (1797 samples, full batch), MLP 64-64-64-10, PyTorch default init, "
@@ -231,5 +250,9 @@ def _run(tx, quick: bool, progress: bool) -> ExperimentResult:
     hist = pd.concat([r.history.assign(optimizer=r.optimizer, activation=r.activation, lam=r.lam)
                       for r in runs])  # fmt: skip
     files = [tx.write_text("ridge.md", md + "\n"), tx.write_csv("ridge_rates.csv", rates),
-             tx.write_csv("ridge_history.csv", hist), _figure(runs, tx, "ridge_imbalance.png")]
+             tx.write_csv("ridge_history.csv", hist), _figure(runs, tx, "ridge_imbalance.png"),
+             write_verdict(tx, "ridge", crit, quick=quick, seconds=total,
+                           meta={"lr": LR, "lambdas": list(lambdas), "efolds": EFOLDS[mode],
+                                 "adam": ADAM, "adam_steps": ADAM_STEPS[mode],
+                                 "seconds": "training time (sum over runs)"})]  # fmt: skip
     return ExperimentResult(name="ridge", table_markdown=md, passed=bool(passed), files=files)

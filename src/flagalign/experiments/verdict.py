@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._output import OutputFolder
+
 __all__ = ["Criterion", "check", "write_verdict", "criteria_table", "frame_markdown"]
 
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
@@ -55,12 +57,16 @@ def check(name: str, measured: float, comparison: str, threshold: float,
 
 def write_verdict(out_dir, experiment: str, criteria: list[Criterion], *, quick: bool,
                   seconds: float, meta: dict | None = None) -> Path:  # fmt: skip
-    """Write ``verdict.json`` under ``out_dir``; return its path."""
-    path = Path(out_dir) / "verdict.json"
+    """Write ``verdict.json`` into ``out_dir`` — a folder, or an open
+    :class:`flagalign._output.OutputFolder` (then it is committed atomically with the run's other
+    files and carries its run id); return its path."""
     doc = {"experiment": experiment, "quick": bool(quick),
            "passed": bool(criteria) and all(c.passed for c in criteria),
            "seconds": round(float(seconds), 1),
            "criteria": [c.to_dict() for c in criteria], "meta": meta or {}}  # fmt: skip
+    if isinstance(out_dir, OutputFolder):
+        return out_dir.write_json("verdict.json", doc, default=float)
+    path = Path(out_dir) / "verdict.json"
     path.write_text(json.dumps(doc, indent=1, default=float, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 

@@ -207,3 +207,175 @@ def commutator_null_rms_from_moments(tr_a: float, fro2_a: float, tr_b: float, fr
     if n <= 0:
         return 0.0
     return float(np.sqrt(_null_sq(float(tr_a), float(fro2_a), float(tr_b), float(fro2_b), int(n))))
+
+
+# -- overlap and imbalance nulls, z-scores and verdicts (docs/theory.md eqs. (77)–(79)) ----------
+
+__all__ += ["NullMoments", "VERDICT_Z", "VERDICTS", "trace_product_moments", "overlap_null", "imbalance_null",
+            "commutator_null_sd", "z_score", "verdict"]  # fmt: skip
+
+
+class NullMoments(NamedTuple):
+    """Exact mean and standard deviation of a score under the Haar null.
+
+    Attributes
+    ----------
+    mean : float   E score
+    sd : float     √Var score (the spread of one draw, not a standard error)
+    """
+
+    mean: float
+    sd: float
+
+
+#: |z| above which a score is called aligned / anti-aligned rather than chance (eq. (79)).
+VERDICT_Z = 3.0
+#: The three verdicts, plus ``n/a`` when the null is degenerate or a score is missing.
+VERDICTS = ("aligned", "chance", "anti-aligned", "n/a")
+
+
+def trace_product_moments(a, b, n: int) -> NullMoments:
+    """Mean and sd of X = tr(A Q B Qᵀ) over Haar Q ∈ O(n) for symmetric A, B with eigenvalues
+    ``a``, ``b`` (eq. (78)), from the fourth moments of Haar orthogonal entries:
+
+    E X = p₁q₁/n,
+    E X² = (p₂q₂ + p₂q₁² + p₁²q₂)/(n(n+2)) + (n+1)(p₁² − p₂)(q₁² − q₂)/(n(n−1)(n+2)),
+
+    p_k = Σ aᵢᵏ, q_k = Σ bⱼᵏ. For two projectors of ranks a, b this is the overlap variance
+    2ab(n−a)(n−b)/(n²(n−1)(n+2)) of eq. (41). ``a``, ``b`` may be any real eigenvalues (zeros
+    omitted); n ≥ 2."""
+    n = _check_n(n)
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.size > n or b.size > n:
+        raise InputError(f"more eigenvalues than the dimension n={n}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("eigenvalues must be finite")
+    return _moments_null(a.sum(), (a**2).sum(), b.sum(), (b**2).sum(), n)
+
+
+def overlap_null(a: int, b: int, n: int) -> NullMoments:
+    """Mean and sd of the overlap ‖Q_AᵀQ_B‖²_F / min(a, b) (eq. (2)) of a fixed a-dimensional and
+    a Haar-random b-dimensional subspace of ℝⁿ (eq. (77)): mean max(a, b)/n (eq. (4)),
+    variance 2ab(n−a)(n−b)/(n²(n−1)(n+2)) / min(a, b)² — :func:`trace_product_moments` of two
+    projectors. For a pair at depth k: a = b = k, sd = √2 (n−k)/(n√((n−1)(n+2)))."""
+    n = _check_n(n)
+    a, b = int(a), int(b)
+    if not (1 <= a <= n and 1 <= b <= n):
+        raise InputError(f"overlap_null needs 1 <= a, b <= n, got a={a}, b={b}, n={n}")
+    m = trace_product_moments(np.ones(a), np.ones(b), n)
+    return NullMoments(m.mean / min(a, b), m.sd / min(a, b))
+
+
+def _moments_null(p1, p2, q1, q2, n: int) -> NullMoments:
+    """Mean and sd of X = tr(AQBQᵀ) from p_k = tr Aᵏ, q_k = tr Bᵏ (eq. (78))."""
+    mean = p1 * q1 / n
+    if n < 2:
+        return NullMoments(float(mean), 0.0)
+    ex2 = (p2 * q2 + p2 * q1**2 + p1**2 * q2) / (n * (n + 2)) + (n + 1) * (p1**2 - p2) * (q1**2 - q2) / (
+        n * (n - 1) * (n + 2)
+    )
+    return NullMoments(float(mean), float(np.sqrt(max(ex2 - mean**2, 0.0))))
+
+
+def imbalance_null_from_moments(p1: float, p2: float, q1: float, q2: float, n: int) -> NullMoments:
+    """:func:`imbalance_null` from p₁ = tr A, p₂ = ‖A‖²_F, q₁ = tr B, q₂ = ‖B‖²_F: the null
+    needs nothing else of the two spectra (eq. (78))."""
+    n = _check_n(n)
+    denom = (np.sqrt(p2) + np.sqrt(q2)) ** 2
+    if denom == 0:
+        return NullMoments(float("nan"), float("nan"))
+    x = _moments_null(p1, p2, q1, q2, n)
+    return NullMoments(float((p2 + q2 - 2 * x.mean) / denom), float(2 * x.sd / denom))
+
+
+def gram_moments(W, bias=None) -> tuple[float, float]:
+    """(tr A, ‖A‖²_F) of A = W̃W̃ᵀ, W̃ = [W, bias] (or of WᵀW: the same numbers), from the smaller
+    Gram."""
+    w = np.asarray(W, dtype=np.float64)
+    if bias is not None:
+        w = np.column_stack([w, np.asarray(bias, dtype=np.float64)])
+    g = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    return float(np.trace(g)), float(np.sum(g * g))
+
+
+def imbalance_null(a, b, n: int) -> NullMoments:
+    """Mean and sd of the squared relative imbalance r² = ‖A − QBQᵀ‖²_F / (‖A‖_F + ‖B‖_F)² over
+    Haar Q ∈ O(n), with A = W̃W̃ᵀ, B = W_nextᵀW_next of eigenvalues ``a``, ``b`` (eq. (78)).
+
+    Exactly: E‖A − QBQᵀ‖²_F = ‖A‖²_F + ‖B‖²_F − 2 tr A tr B / n (E QBQᵀ = (tr B/n) I), and
+    ‖A − QBQᵀ‖² = ‖A‖² + ‖B‖² − 2X with X of :func:`trace_product_moments`, so
+    sd = 2 sd(X) / (‖A‖ + ‖B‖)². The denominator is the same for every Q. √mean is the
+    root-mean-square null of eq. (11)'s ``relative`` imbalance (≥ its mean, Jensen); returns
+    (nan, nan) when both Grams are zero."""
+    trace_product_moments(a, b, n)  # validates
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return imbalance_null_from_moments(a.sum(), (a**2).sum(), b.sum(), (b**2).sum(), n)
+
+
+def commutator_null_sd(null: NullEstimate) -> float:
+    """Standard deviation of one draw of c(A, QBQᵀ) under the Haar null: the sample sd of the
+    Monte Carlo draws, se·√samples. (√(E c² − (E c)²) with the exact E c² of
+    :func:`commutator_null_sq` is ill-conditioned: c concentrates, so the difference of two
+    nearly equal numbers carries the Monte Carlo error of the mean squared.)"""
+    return float(null.se * np.sqrt(null.samples))
+
+
+def z_score(value: float, mean: float, sd: float) -> float:
+    """(value − mean) / sd; NaN when sd is 0 or anything is not finite."""
+    if not (np.isfinite(value) and np.isfinite(mean) and np.isfinite(sd)) or sd <= 0:
+        return float("nan")
+    return float((value - mean) / sd)
+
+
+def verdict(z: float, *, higher_is_aligned: bool, threshold: float = VERDICT_Z) -> str:
+    """``aligned`` / ``chance`` / ``anti-aligned`` from a z-score against a null (eq. (79)).
+
+    |z| ≤ threshold is ``chance``; beyond it the side decides: for the overlap a higher value is
+    more aligned (``higher_is_aligned=True``), for the commutator and the imbalance a lower one.
+    ``n/a`` when z is NaN (degenerate null, e.g. k = n, or a score not computed)."""
+    if not np.isfinite(z):
+        return "n/a"
+    if abs(z) <= threshold:
+        return "chance"
+    return "aligned" if (z > 0) == higher_is_aligned else "anti-aligned"
+
+
+#: The null / z / verdict columns of ``analyze`` (docs/schema.md), in order.
+VERDICT_COLUMNS = ("overlap_z", "overlap_verdict", "commutator_z", "commutator_verdict", "imbalance_null",
+                   "imbalance_ratio", "imbalance_z", "imbalance_verdict")  # fmt: skip
+
+
+def pair_verdicts(*, n: int, k: int, overlap: float, commutator: float, commutator_null: NullEstimate | None,
+                  imbalance: float, w_moments: tuple[float, float], next_moments: tuple[float, float],
+                  threshold: float = VERDICT_Z) -> dict:  # fmt: skip
+    """The :data:`VERDICT_COLUMNS` of one pair (eqs. (77)–(79)).
+
+    ``overlap`` at depth ``k`` against :func:`overlap_null` (k, k, n); ``commutator`` against its
+    Monte Carlo null (eq. (50); sd = se·√samples; NaN when not computed); the relative
+    ``imbalance`` r against :func:`imbalance_null_from_moments` with ``w_moments`` = (tr W̃W̃ᵀ,
+    ‖W̃W̃ᵀ‖²) and ``next_moments`` = (tr W_nextᵀW_next, ‖W_nextᵀW_next‖²) — z on r²,
+    ``imbalance_ratio`` = r / √E r²."""
+    out: dict = {}
+    if 1 <= k < n:
+        m = overlap_null(k, k, n)
+        out["overlap_z"] = z_score(overlap, m.mean, m.sd)
+    else:
+        out["overlap_z"] = float("nan")
+    out["overlap_verdict"] = verdict(out["overlap_z"], higher_is_aligned=True, threshold=threshold)
+    if commutator_null is not None and commutator_null.samples >= 2:
+        out["commutator_z"] = z_score(commutator, commutator_null.mean, commutator_null_sd(commutator_null))
+    else:
+        out["commutator_z"] = float("nan")
+    out["commutator_verdict"] = verdict(out["commutator_z"], higher_is_aligned=False, threshold=threshold)
+    m = imbalance_null_from_moments(*w_moments, *next_moments, n)
+    out["imbalance_null"] = float(np.sqrt(m.mean)) if np.isfinite(m.mean) and m.mean >= 0 else float("nan")
+    ok = np.isfinite(imbalance) and out["imbalance_null"] > 0
+    out["imbalance_ratio"] = float(imbalance / out["imbalance_null"]) if ok else float("nan")
+    out["imbalance_z"] = z_score(imbalance**2, m.mean, m.sd) if np.isfinite(imbalance) else float("nan")
+    out["imbalance_verdict"] = verdict(out["imbalance_z"], higher_is_aligned=False, threshold=threshold)
+    return {c: out[c] for c in VERDICT_COLUMNS}
+
+
+__all__ += ["VERDICT_COLUMNS", "pair_verdicts", "gram_moments", "imbalance_null_from_moments"]

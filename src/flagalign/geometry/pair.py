@@ -10,7 +10,7 @@ tracker and ``flagalign trajectory`` all go through it. A new per-pair metric is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -22,10 +22,12 @@ from ._basis import default_sine_tol, rank_from_singular_values, rank_rtol
 from .angles import _angles_from, _cos_sin_orthonormal, overlap_baseline
 from .commutator import commutator_and_product
 from .flags import flag_table
+from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry, product_spectrum
 from .imbalance import Imbalance, imbalance_from_grams
 from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
 from .nulls import commutator_null_rms, commutator_null_rms_from_moments
 from .factored import QR_RATIO, pair_products
+from .pair_flags import format_flag_type, pair_flags
 from ._scaling import gram_observables, pow2_scale
 from .gram import _GRAM_SAFE
 from .svd import TopSubspaces, top_subspaces
@@ -72,6 +74,22 @@ class PairAlignment:
     status : str            ``ok``, or why the flag observables are NaN (an all-zero side)
     commutator_null : float  Haar null c⁰ = √(E c²) of the commutator (eq. (50)); NaN when not
                             computed
+    flag_dims_left, flag_dims_right : tuple of int or None
+                            types of the gap-chosen output flag of W and input flag of W_next
+                            (eq. (63), splits below k only); None when not computed
+    flag_distance : float   chordal flag distance (eq. (66)) on their common type; NaN if none
+    flag_distance_baseline : float  its random-flag RMS (eq. (66))
+    soft_position : float   soft relative position (eq. (65)) ∈ [0, 1]; NaN for a trivial flag
+    soft_position_baseline : float  its random-flag expectation (eq. (65))
+    symmetry : str          the hidden layer's group (eq. (70)); ``unknown`` when not given
+    gauge : str             ``stored`` (the weights as given) or ``balanced`` (eqs. (73)–(74))
+    gauge_dependent : bool  True when angles, overlap, intersection_dim, flag_table and
+                            commutator change under the hidden layer's group in this gauge
+                            (eq. (75)); the imbalance is gauge-dependent for every non-orthogonal
+                            group; lost_dims and the product spectrum never are
+    product_sv : ndarray    singular values of W_next W (descending), the GL(n) invariants of
+                            the pair (eq. (76)); computed for GL pairs only, else empty
+    product_rank : int      rank of W_next W at eq. (3)'s tolerance (GL pairs; -1 otherwise)
     """
 
     n: int
@@ -89,6 +107,17 @@ class PairAlignment:
     tol: float
     status: str = "ok"
     commutator_null: float = math.nan
+    flag_dims_left: tuple | None = None
+    flag_dims_right: tuple | None = None
+    flag_distance: float = math.nan
+    flag_distance_baseline: float = math.nan
+    soft_position: float = math.nan
+    soft_position_baseline: float = math.nan
+    symmetry: str = "unknown"
+    gauge: str = "stored"
+    gauge_dependent: bool = True
+    product_sv: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    product_rank: int = -1
 
     @property
     def commutator_ratio(self) -> float:
@@ -125,11 +154,29 @@ class PairAlignment:
             "imbalance_offdiag": float(imb.offdiag / denom) if ok else math.nan,
             "imbalance_abs": float(imb.full),
             "method": str(self.method),
+            **self._flag_scalars(),
+        }
+
+    def _flag_scalars(self) -> dict:
+        """The gap-chosen flag columns (eqs. (63), (65), (66); docs/schema.md)."""
+        known = self.flag_dims_left is not None and self.flag_dims_right is not None
+        d = self.flag_distance_baseline
+        return {
+            "flag_type_left": format_flag_type(self.flag_dims_left) if known else math.nan,
+            "flag_type_right": format_flag_type(self.flag_dims_right) if known else math.nan,
+            "flag_splits_left": len(self.flag_dims_left) if known else math.nan,
+            "flag_splits_right": len(self.flag_dims_right) if known else math.nan,
+            "flag_distance": float(self.flag_distance),
+            "flag_distance_baseline": float(d),
+            "flag_distance_ratio": float(self.flag_distance / d) if d and d == d else math.nan,
+            "soft_relative_position": float(self.soft_position),
+            "soft_relative_position_baseline": float(self.soft_position_baseline),
         }
 
 
 def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol_n: float,
-                  bias=None, rank_next: int | None = None) -> PairAlignment:
+                  bias=None, rank_next: int | None = None,
+                  dtypes: tuple[str, str] = ("float64", "float64")) -> PairAlignment:
     """The one pair assembler: :class:`PairAlignment` of (W, W') at flag depth ``k`` from factors.
 
     Parameters
@@ -149,6 +196,9 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         W's output bias (W̃ = [W, b] in D, eq. (11)).
     rank_next : int, optional
         rank W' at ``rtol_n`` when the caller knows it exactly (``right`` may be truncated).
+    dtypes : (str, str)
+        Stored dtypes of W and W' (``W``, ``Wn`` are float64 copies): they set the perturbation
+        δ (eq. (62)) against which the flags' splits are chosen (eq. (63)).
     """
     n = W.shape[0]
     u, v = left.U[:, :k], right.V[:, :k]
@@ -156,6 +206,7 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
     overlap = float(np.sum(cos**2) / k)
     baseline = overlap_baseline(k, k, n)
     method = "randomized" if "randomized" in (left.method, right.method) else "exact"
+    fl = pair_flags(u, left.s, W, dtypes[0], v, right.s, Wn, dtypes[1])
     nb = 0 if bias is None else 1
     qr_route = W.shape[1] + nb + Wn.shape[0] <= QR_RATIO * n
     if qr_route and _grams_representable(W, Wn, bias):
@@ -166,7 +217,7 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
             np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
             pp.norm_b**2, n)
         return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, pp.commutator,
-                          pp.imbalance, int(pp.lost_dims), null)
+                          pp.imbalance, int(pp.lost_dims), null, fl)
     reuse = getattr(left, "gram_side", None) == "out" or getattr(right, "gram_side", None) == "in"
     if GRAM_ROUTE and not reuse and _grams_representable(W, Wn, bias):
         # no n×n Gram in hand: the small-Gram route (eq. (16b)) when its guards hold
@@ -178,7 +229,7 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
                 pp.norm_b**2, n)
             lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, None, rank_next)
             return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v,
-                              pp.commutator, pp.imbalance, lost, null)
+                              pp.commutator, pp.imbalance, lost, null, fl)
     if _grams_representable(W, Wn, bias):
         # reuse a factor's Gram when it is the one needed (bit-identical: the same product)
         g_w = left.gram if getattr(left, "gram_side", None) == "out" else W @ W.T
@@ -193,11 +244,11 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         g_w, g_next = sw @ sw.T, sn.T @ sn
     return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, commutator, imb,
                       lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
-                      commutator_null_rms(g_w, g_next))
+                      commutator_null_rms(g_w, g_next), fl)
 
 
 def _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, commutator, imb, lost,
-               null) -> PairAlignment:
+               null, fl) -> PairAlignment:
     return PairAlignment(
         n=n,
         k=k,
@@ -213,6 +264,12 @@ def _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, commutator,
         lost_dims=int(lost),
         tol=float(tol),
         commutator_null=null,
+        flag_dims_left=fl.left.dims,
+        flag_dims_right=fl.right.dims,
+        flag_distance=fl.distance,
+        flag_distance_baseline=fl.distance_baseline,
+        soft_position=fl.soft_position,
+        soft_position_baseline=fl.soft_position_baseline,
     )
 
 
@@ -232,6 +289,8 @@ def pair_alignment(
     left: TopSubspaces | None = None,
     right: TopSubspaces | None = None,
     seed: int = 0,
+    symmetry: str | None = None,
+    gauge: str | None = None,
 ) -> PairAlignment:
     """Every alignment observable of one adjacent pair y = W_next σ(W x) (eq. (14)).
 
@@ -255,6 +314,16 @@ def pair_alignment(
         pairs that share a matrix.
     seed : int
         Seed for the randomized method.
+    symmetry : str, optional
+        The hidden layer's group (eq. (70): ``GL``, ``O``, ``nonzero-diag×perm``,
+        ``pos-diag×perm``, ``signed-perm``, ``perm``; None = ``unknown``). Decides
+        ``gauge_dependent``, the balanced gauge, and (for ``GL``) the product spectrum.
+    gauge : {None, "balanced"}
+        None measures the weights as given. ``"balanced"`` first moves the pair to the minimum-norm
+        point of its hidden layer's orbit (eq. (74) per neuron for the diagonal groups, eq. (73)
+        for GL; nothing to do for orthogonal groups; needs a known ``symmetry``). Only the pair's
+        own hidden layer is balanced: in a network, balance all hidden layers at once with
+        :func:`flagalign.models.gauge.balanced_network`.
     """
     w, wdt = as_float64(W, name="W")
     wn, ndt = as_float64(W_next, name="W_next")
@@ -266,8 +335,20 @@ def pair_alignment(
     k = None if k is None else check_k(k)
     tol = None if tol is None else check_tol(tol)
     seed = check_seed(seed)
+    symmetry, gauge = check_symmetry(symmetry), check_gauge(gauge)
     if not np.any(w) or not np.any(wn):
-        return _zero_pair(w, wn, wdt, ndt, tol, bias)
+        return _with_symmetry(_zero_pair(w, wn, wdt, ndt, tol, bias), symmetry, gauge, w, wn, wdt, ndt)
+    if gauge == "balanced":
+        if symmetry == "unknown":
+            raise InputError("gauge='balanced' needs the pair's symmetry (symmetry=...); it is unknown")
+        b0 = None
+        if bias is not None:
+            b0, _ = as_float64(bias, name="bias", ndim=1)
+            if b0.shape[0] != n:
+                raise ShapeMismatchError(f"bias has {b0.shape[0]} entries, W has {n} outputs")
+        w2, wn2, b2 = balance_pair(w, wn, b0, symmetry)
+        if w2 is not w or wn2 is not wn:
+            w, wn, bias, left, right = w2, wn2, b2, None, None
     if tol is None:
         tol = max(default_sine_tol(wdt), default_sine_tol(ndt))
     if k is None:
@@ -283,8 +364,19 @@ def pair_alignment(
         b, _ = as_float64(bias, name="bias", ndim=1)
         if b.shape[0] != n:
             raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
-    return assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
-                         rtol_n=rank_rtol(wn.shape, ndt), bias=b)
+    pa = assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
+                       rtol_n=rank_rtol(wn.shape, ndt), bias=b, dtypes=(wdt, ndt))
+    return _with_symmetry(pa, symmetry, gauge, w, wn, wdt, ndt)
+
+
+def _with_symmetry(pa: PairAlignment, symmetry: str, gauge, w, wn, wdt: str, ndt: str) -> PairAlignment:
+    """``pa`` with the symmetry fields of eqs. (75)–(76) set (the product spectrum for GL pairs)."""
+    extra = {}
+    if symmetry == GL:
+        sv, rank = product_spectrum(w, wn, rank_rtol(w.shape, wdt), rank_rtol(wn.shape, ndt))
+        extra = {"product_sv": sv, "product_rank": rank}
+    return replace(pa, symmetry=symmetry, gauge=gauge or "stored",
+                   gauge_dependent=angles_gauge_dependent(symmetry, gauge), **extra)
 
 
 def _rank_hint(a: np.ndarray, dtype: str, factors: TopSubspaces | None) -> int:

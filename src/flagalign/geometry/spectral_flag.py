@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from .._arrays import as_float64, input_eps
+from .._arrays import as_float64, input_eps, is_quantized, storage_error
 from ..errors import InputError
 from .partial_flag import Flag
 
@@ -31,10 +31,13 @@ def storage_perturbation(W, dtype: str | None = None, sigma1: float | None = Non
 
     δ = eps(dtype)·‖W‖_F + max(shape)·eps₆₄·‖W‖₂. The first term bounds storage rounding: each
     entry is stored with relative error ≤ eps(dtype), so ‖E‖₂ ≤ ‖E‖_F ≤ eps·‖W‖_F
-    (``flagalign._arrays.input_eps``: float16, bfloat16, float32, float64; GGUF quantized types
-    dequantize to float32). The second is the backward error of the float64 SVD (LAPACK gesdd is
-    backward stable with ‖E‖₂ ≲ p(n)·eps₆₄·‖W‖₂). Quantization noise larger than the storage
-    rounding is not known here: pass it as ``perturbation`` to :func:`spectral_flag`.
+    (``flagalign._arrays.input_eps``: float16, bfloat16, float32, float64). For block-quantized
+    GGUF types (``q4_1``, ``q8_0``, …) the first term is δ_q·(maxᵢ‖W_i,:‖ + maxⱼ‖W_:,j‖) with
+    δ_q = κ/2^b (``flagalign._arrays.storage_error``), the estimate of ‖E‖₂ that eq. (3)'s rank
+    tolerance uses for them (``rank_rtol(..., noise_ratio=ν)``). The second term
+    is the backward error of the float64 SVD (LAPACK gesdd is backward stable with
+    ‖E‖₂ ≲ p(n)·eps₆₄·‖W‖₂). Other known noise (seed-to-seed spread) is not known here: pass it
+    as ``perturbation`` to :func:`spectral_flag`.
 
     Parameters
     ----------
@@ -58,9 +61,20 @@ def storage_perturbation(W, dtype: str | None = None, sigma1: float | None = Non
     return _delta(a, dtype or d, float(sigma1))
 
 
+def _storage_term(a: np.ndarray, dtype: str) -> float:
+    """The storage part of eq. (62): eps(dtype)·‖W‖_F for float types; for block-quantized GGUF
+    types δ_q·(maxᵢ‖W_i,:‖₂ + maxⱼ‖W_:,j‖₂), δ_q = κ/2^b of ``flagalign._arrays.storage_error``
+    — the spectral-norm estimate of the quantization error behind eq. (3)'s rank tolerance."""
+    if is_quantized(dtype):
+        rows = float(np.max(np.linalg.norm(a, axis=1)))
+        cols = float(np.max(np.linalg.norm(a, axis=0)))
+        return storage_error(dtype) * (rows + cols)
+    return input_eps(dtype) * float(np.linalg.norm(a))
+
+
 def _delta(a: np.ndarray, dtype: str, sigma1: float) -> float:
     """eq. (62) for a float64 copy ``a`` of a matrix stored as ``dtype`` with ‖a‖₂ = sigma1."""
-    return input_eps(dtype) * float(np.linalg.norm(a)) + max(a.shape) * _EPS64 * sigma1
+    return _storage_term(a, dtype) + max(a.shape) * _EPS64 * sigma1
 
 
 def flag_from_spectrum(

@@ -19,10 +19,10 @@ PREFIX = "flagalign"
 def metric_key(pair: str, metric: str, field: str | None = None) -> str:
     """Logger name of ``metric`` of ``pair`` (``field``: ``rate`` / ``predicted`` of a fit).
 
-    >>> metric_key("net.0 -> net.2", "imbalance")
-    'flagalign/net.0 -> net.2/imbalance'
-    >>> metric_key("net.0 -> net.2", "imbalance", "rate")
-    'flagalign/net.0 -> net.2/imbalance/rate'
+    >>> metric_key("net.0.weight -> net.2.weight", "imbalance")
+    'flagalign/net.0.weight -> net.2.weight/imbalance'
+    >>> metric_key("net.0.weight -> net.2.weight", "imbalance_abs", "rate")
+    'flagalign/net.0.weight -> net.2.weight/imbalance_abs/rate'
     """
     return "/".join(p for p in (PREFIX, pair, metric, field) if p)
 

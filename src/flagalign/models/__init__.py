@@ -5,9 +5,11 @@
 
 from . import aliases
 from .aliases import list_aliases
+from .gauge import balanced_network, gauge_plan, pair_gauge_dependent
 from .loader import load, open_source
 from .module import linear_module_pairs, module_pairs
 from .network import AttentionLayer, MatrixInfo, Network, Pair
+from .symmetry import SYMMETRIES, pair_symmetry
 
 __all__ = [
     "AttentionLayer",
@@ -20,4 +22,9 @@ __all__ = [
     "open_source",
     "aliases",
     "list_aliases",
+    "balanced_network",
+    "gauge_plan",
+    "pair_gauge_dependent",
+    "pair_symmetry",
+    "SYMMETRIES",
 ]

@@ -88,10 +88,13 @@ class GraphBuilder:
 
         return load
 
-    def pair(self, left: str, right: str, kind: str, note: str = "", depth: int = -1) -> Pair | None:
+    def pair(
+        self, left: str, right: str, kind: str, note: str = "", depth: int = -1, symmetry: str = "unknown"
+    ) -> Pair | None:
         """Record ``left`` (writes ℝ^dim) → ``right`` (reads ℝ^dim), or drop it with a reason.
 
-        ``depth`` < 0 (the default): computed from the layer graph when the Network is built."""
+        ``depth`` < 0 (the default): computed from the layer graph when the Network is built.
+        ``symmetry``: the pair's hidden-layer group (:mod:`.symmetry`), ``unknown`` by default."""
         if left not in self.infos or right not in self.infos:
             self.skipped.append((f"pair {left} -> {right}", "a matrix is missing"))
             return None
@@ -104,7 +107,7 @@ class GraphBuilder:
                 )
             )
             return None
-        p = Pair(left, right, kind, out_dim, note, depth)
+        p = Pair(left, right, kind, out_dim, note, depth, symmetry=symmetry)
         self.pairs.append(p)
         return p
 

@@ -128,8 +128,20 @@ def open_source(source) -> TensorSource:
     if os.path.islink(source) and not os.path.exists(source):
         regular_file(source)  # a symlink loop or dangling link: say which
     if not os.path.exists(source):
-        raise SourceNotFoundError(f"{source}: no such file or folder (aliases: {', '.join(ALIASES)})")
+        raise SourceNotFoundError(f"{source}: no such file or folder{_did_you_mean(source)} "
+                                  f"(aliases: {', '.join(ALIASES)})")
     return _open_folder(source) if os.path.isdir(source) else _open_file(source)
+
+
+def _did_you_mean(source: str) -> str:
+    """`` (did you mean 'minilm'?)`` when ``source`` looks like a misspelt alias (no folder
+    separator) close to one, else ``""``."""
+    import difflib
+
+    if os.sep in source or "/" in source:
+        return ""
+    close = difflib.get_close_matches(source.lower(), list(ALIASES), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load(

@@ -149,12 +149,22 @@ def load_module(
             names[down][1],
             kind,
             note="torch.fx data flow" if b.architecture == "traced" else "module order",
+            symmetry=_traced_symmetry(traced.ops.get((up, down), ()), folded) if traced else "unknown",
         )
     if not b.pairs:
         b.warnings.append("no adjacent pairs found: nothing for the pair diagnostics to analyse")
     net = b.build()
     net.pairs.sort(key=lambda p: p.depth)  # data-flow order (stable: ties keep the trace order)
     return net
+
+
+def _traced_symmetry(ops, folded: set) -> str:
+    """The hidden-layer group of a traced pair from the operations between its two layers
+    (:func:`~flagalign.models.symmetry.path_symmetry`): a BatchNorm folded into the writer is not
+    between them any more; an unfolded one (``bn:<name>``) makes it ``unknown``."""
+    from .symmetry import path_symmetry
+
+    return path_symmetry(o for o in ops if not (o.startswith("bn:") and o[3:] in folded))
 
 
 def module_pairs(module) -> list | None:

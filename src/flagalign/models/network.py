@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from .depth import assign_depths
+from .labels import label_pairs, pair_id
 
 __all__ = ["MatrixInfo", "Pair", "AttentionLayer", "Network"]
 
@@ -60,10 +61,18 @@ class Pair:
     ``network.matrix(left)`` has shape (dim, ·) and ``network.matrix(right)`` has shape (·, dim).
     ``kind`` is one of ``sequential``, ``conv``, ``residual``, ``mlp``, ``ov`` (docs/formats.md).
 
+    ``block``, ``layer`` (attention layer) and ``head`` label where the pair sits
+    (:mod:`.labels`), set by the :class:`Network`.
+
     ``depth`` is the pair's position along the network's data flow (docs/formats.md, "Depth"):
     for the transformer families the block index N of the left matrix; for every other graph the
     longest-path level of the left matrix's layer in the layer graph (:mod:`.depth`), which
     strictly increases along every data-flow path. -1 until the :class:`Network` sets it.
+
+    ``symmetry`` is the group of hidden reparameterizations (W, W_next) → (G W, W_next G⁻¹) of
+    ℝ^dim that leave the network function unchanged (:mod:`.symmetry`; docs/theory.md eq. (70)):
+    ``GL``, ``O``, ``nonzero-diag×perm``, ``pos-diag×perm``, ``signed-perm``, ``perm`` or
+    ``unknown`` (set by the architecture rules; ``unknown`` when the activation is not known).
     """
 
     left: str
@@ -72,10 +81,15 @@ class Pair:
     dim: int
     note: str = ""
     depth: int = -1
+    block: str = ""
+    layer: int | None = None
+    head: int | None = None
+    symmetry: str = "unknown"
 
     @property
     def name(self) -> str:
-        return f"{self.left} -> {self.right}"
+        """The pair id shared by every output (:func:`flagalign.models.labels.pair_id`)."""
+        return pair_id(self.left, self.right)
 
 
 @dataclass(frozen=True)
@@ -128,7 +142,7 @@ class Network:
     """{matrix: explainer} for matrices that a folded zero gain can make all zeros."""
 
     def __post_init__(self) -> None:
-        self.pairs = assign_depths(self.matrices, self.pairs)
+        self.pairs = label_pairs(assign_depths(self.matrices, self.pairs), self.attention)
 
     # -- data access -------------------------------------------------------------------------
     def matrix(self, name: str) -> np.ndarray:
@@ -227,6 +241,9 @@ class Network:
             f" (+{sum(m.derived for m in self.matrices.values())} derived)",
             "  pairs: " + (", ".join(f"{k}={n}" for k, n in kinds.items()) or "none"),
         ]
+        syms = Counter(p.symmetry for p in self.pairs)
+        if syms:
+            lines.append("  hidden-layer symmetries: " + ", ".join(f"{k}={n}" for k, n in syms.items()))
         if self.attention:
             a = self.attention[0]
             lines.append(

@@ -14,6 +14,11 @@ fused attention unit), which layer calls are its nearest upstream writers:
   every earlier writer;
 * any other operation where writers of *different* layers meet (``cat``, ``mul`` of two layer
   outputs, ``matmul``) is a place where the pairing is a guess: it is returned in ``guesses``.
+
+For every pair it also records ``ops``: the names of the operations on the paths from the
+upstream layer to the downstream one (module class names such as ``ReLU``, function or method
+names such as ``gelu``, ``bn:<name>`` for a BatchNorm module), from which
+:func:`flagalign.models.symmetry.path_symmetry` reads the pair's hidden-layer group.
 """
 
 from __future__ import annotations
@@ -31,11 +36,27 @@ _META_FUNCS = {"len", "numel"}
 @dataclass
 class TraceResult:
     """``pairs``: (upstream layer, downstream layer, residual); ``bn_after``: {layer: BatchNorm
-    applied to its output}; ``guesses``: descriptions of nodes where different layers combine."""
+    applied to its output}; ``guesses``: descriptions of nodes where different layers combine;
+    ``ops``: {(upstream, downstream): names of the operations between them}."""
 
     pairs: list[tuple[str, str, bool]] = field(default_factory=list)
     bn_after: dict[str, str] = field(default_factory=dict)
     guesses: list[str] = field(default_factory=list)
+    ops: dict[tuple[str, str], frozenset] = field(default_factory=dict)
+
+
+def _op_label(node, module, bns) -> str:
+    """Name of the operation a traced node applies (see :class:`TraceResult`)."""
+    if node.op == "call_module":
+        if node.target in bns:
+            return f"bn:{node.target}"
+        try:
+            return type(module.get_submodule(node.target)).__name__
+        except AttributeError:  # pragma: no cover - fx only calls existing submodules
+            return str(node.target)
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", str(node.target))
+    return str(node.target)
 
 
 def _is_meta_read(node) -> bool:
@@ -73,6 +94,8 @@ def trace_flow(module, layers, bns, leaves=()) -> TraceResult | None:
     bn_after: dict = {}
     # per node: {(layer, passed_a_residual_join)}
     ups: dict = {}
+    # per node: {layer: names of the operations since that layer}
+    opsets: dict = {}
     for node in graph.nodes:
         is_layer = node.op == "call_module" and node.target in layers
         if is_layer:
@@ -86,7 +109,12 @@ def trace_flow(module, layers, bns, leaves=()) -> TraceResult | None:
             bn_after[node.target] = bn if bn_after.get(node.target, bn) == bn else None
         if _is_meta_read(node):
             ups[node] = set()
+            opsets[node] = {}
             continue
+        seen: dict = {}
+        for a in node.all_input_nodes:
+            for up, names in opsets.get(a, {}).items():
+                seen[up] = seen.get(up, frozenset()) | names
         carriers = [a for a in node.all_input_nodes if ups.get(a)]
         src: set = set()
         if _is_add(node) and len(carriers) >= 2:
@@ -106,8 +134,16 @@ def trace_flow(module, layers, bns, leaves=()) -> TraceResult | None:
             for up, via in src:
                 merged[up] = merged.get(up, False) or via
             out.pairs.extend((up, node.target, merged[up]) for up in sorted(merged))
+            for up in merged:
+                out.ops[(up, node.target)] = out.ops.get((up, node.target), frozenset()) | seen.get(up, frozenset())
             ups[node] = {(node.target, False)}
+            opsets[node] = {node.target: frozenset()}
         else:
             ups[node] = src
+            if node.op in ("call_module", "call_function", "call_method"):
+                label = _op_label(node, module, bns)
+                opsets[node] = {up: names | {label} for up, names in seen.items()}
+            else:
+                opsets[node] = seen
     out.bn_after = {k: v for k, v in bn_after.items() if v is not None}
     return out

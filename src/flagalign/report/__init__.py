@@ -2,7 +2,7 @@
 
 The report is a list of **sections**, rendered in ``order``; each section is a function
 ``render(analysis) -> str | None`` returning an HTML fragment (or None to leave it out). Figures
-are embedded as PNG ``data:`` URIs, the CSS is inline, there is no script and no external link,
+are embedded as PNG ``data:`` URIs, the CSS and the table-sorting script are inline, there is no external link,
 so ``report.html`` opens offline and can be mailed as one file.
 
 Adding a section (e.g. attention heads)
@@ -23,7 +23,8 @@ rendered::
     register_section(Section("heads", "Attention heads", _heads_html, order=55))
 
 The run header (model, method, k, tolerances, schema version, run time) always comes first.
-Built-in orders: 20 overlap vs depth, 30 principal angles, 40 flag tables,
+Built-in orders: 20 overlap vs depth, 30 principal angles, 40 flag tables, 45 relative position
+of the flags (report/position_section.py),
 50 commutator and imbalance, 60 per-kind summary, 70 most/least aligned, 80 failed pairs,
 90 all pairs. ``html.escape`` anything that comes from a model (matrix names, messages).
 """
@@ -39,8 +40,9 @@ from .registry import SECTIONS, Section, register_section
 __all__ = ["Section", "SECTIONS", "register_section", "render_html", "figure", "table"]
 
 
-def render_html(analysis) -> str:
-    """The whole report as one HTML string."""
+def render_html(analysis, full: bool = True) -> str:
+    """The whole report as one HTML string; ``full`` False: an embeddable ``<div>`` fragment
+    (no ``<html>``/``<body>``, its CSS scoped to the fragment)."""
     parts = []
     for sec in sorted(SECTIONS.values(), key=lambda s: (s.order, s.key)):
         try:
@@ -49,4 +51,4 @@ def render_html(analysis) -> str:
             body = f'<p class="bad">section failed: {escape(type(exc).__name__)}: {escape(str(exc))}</p>'
         if body:
             parts.append((sec, body))
-    return page(analysis, parts)
+    return page(analysis, parts, full=full)

@@ -28,7 +28,10 @@ def _anchor(steps, values, lo, hi):
     return float(steps[ok].mean()), float(np.log(values[ok]).mean()), float(lo), float(hi)
 
 
-_LAW = ("imbalance", "imbalance_diag", "imbalance_offdiag")  # the norms of D the law is about
+# the norms of D the law is about (absolute: the law is a decay rate of ‖D‖ itself)
+_LAW = ("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs")
+_SYMBOL = {"imbalance_abs": "‖D‖", "imbalance_diag_abs": "‖diag D‖",
+           "imbalance_offdiag_abs": "‖D − diag D‖"}
 
 
 def _chosen(table, metric):
@@ -40,7 +43,7 @@ def _chosen(table, metric):
     for _, sub in table.groupby("pair", sort=False):
         law = sub[sub["metric"].isin(_LAW)]
         ok = law[law["applicable"].astype(bool)]
-        pick = ok if len(ok) else law[law["metric"] == "imbalance"]
+        pick = ok if len(ok) else law[law["metric"] == "imbalance_abs"]
         if len(pick):
             out.append(pick.sort_values("metric", key=lambda m: m.map(_LAW.index)).iloc[[0]])
     return table.iloc[:0] if not out else pd.concat(out)
@@ -55,7 +58,8 @@ def rates_figure(table, metric: str | None = None):
     hist = getattr(table, "history", None)
     fig = _figure((6.4, 3.4))
     ax = fig.subplots()
-    ylabel = metric or "/".join(dict.fromkeys(rows["metric"])) or "imbalance"
+    ylabel = metric or "/".join(dict.fromkeys(rows["metric"])) or "imbalance_abs"
+    ylabel = ", ".join(f"{_SYMBOL[m]} ({m})" if m in _SYMBOL else m for m in ylabel.split("/"))
     if hist is not None and len(hist):
         for i, r in enumerate(rows.itertuples(index=False)):
             pair, m = r.pair, r.metric

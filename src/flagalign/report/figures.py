@@ -20,9 +20,20 @@ __all__ = [
     "commutator_imbalance_vs_depth",
     "to_data_uri",
     "kind_colors",
+    "KIND_COLORS",
+    "analysis_figure",
 ]
 
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+#: One fixed colour per pair kind, the same in every report and notebook figure.
+KIND_COLORS = {
+    "mlp": "#1f77b4",
+    "ov": "#d62728",
+    "residual": "#2ca02c",
+    "sequential": "#9467bd",
+    "conv": "#ff7f0e",
+    "qk": "#8c564b",
+}
+_SPARE = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
 
 def _figure(figsize):
@@ -33,8 +44,19 @@ def _figure(figsize):
 
 
 def kind_colors(kinds) -> dict:
-    """One fixed colour per pair kind (same colours in every figure)."""
-    return {k: _PALETTE[i % len(_PALETTE)] for i, k in enumerate(sorted(kinds))}
+    """The colour of each pair kind: :data:`KIND_COLORS` (fixed across reports); a kind not
+    listed there gets a spare colour from a hash of its name (also stable)."""
+    import zlib
+
+    return {k: KIND_COLORS.get(k, _SPARE[zlib.crc32(str(k).encode()) % len(_SPARE)])
+            for k in kinds}
+
+
+def analysis_figure(analysis, which: str = "overlap"):
+    """The figure ``which`` (``overlap``, ``angles``, ``flags``, ``commutator``) of an
+    Analysis: what ``Analysis.plot`` returns."""
+    return {"overlap": overlap_vs_depth, "angles": angle_heatmaps, "flags": flag_heatmaps,
+            "commutator": commutator_imbalance_vs_depth}[which](analysis)
 
 
 def _ok(analysis):
@@ -49,29 +71,30 @@ def _integer_ticks(axis) -> None:
 
 
 def overlap_vs_depth(analysis):
-    """Subspace overlap (eq. (2)) of every pair against depth, one panel per kind, with the
-    random-subspace baseline k/n (eq. (4)) dashed and the per-depth median as a line."""
+    """Overlap ratio to its null (``overlap_ratio`` = overlap / (k/n), eqs. (2), (4)) of every
+    pair against depth, one panel per kind on one shared y-scale, with chance (1) dashed and the
+    per-depth median as a line — the number the CLI table and ``pairs.csv`` headline."""
     ok = _ok(analysis)
     if ok.empty:
         return None
     kinds = list(dict.fromkeys(ok["kind"]))
     colors = kind_colors(analysis.pairs["kind"].unique())
     fig = _figure((4.2 * len(kinds) + 0.6, 3.4))
-    axes = fig.subplots(1, len(kinds), squeeze=False)
+    axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], kinds):
         g = ok[ok["kind"] == kind].sort_values("depth")
         c = colors[kind]
-        ax.scatter(g["depth"], g["overlap"], s=12, alpha=0.45, color=c, label="pairs")
-        med = g.groupby("depth")[["overlap", "baseline"]].median()
-        ax.plot(med.index, med["overlap"], color=c, lw=1.8, label="median")
-        ax.plot(med.index, med["baseline"], color="k", ls="--", lw=1.2, label="random k/n")
+        ax.scatter(g["depth"], g["overlap_ratio"], s=12, alpha=0.45, color=c, label="pairs")
+        med = g.groupby("depth")["overlap_ratio"].median()
+        ax.plot(med.index, med.values, color=c, lw=1.8, label="median")
+        ax.axhline(1.0, color="k", ls="--", lw=1.2, label="chance (random k-subspaces)")
         ax.set_title(f"{kind} ({len(g)} pairs)")
         ax.set_xlabel("depth (layer)")
         _integer_ticks(ax.xaxis)
-        top = float(np.nanmax([g["overlap"].max(), g["baseline"].max()]))
-        ax.set_ylim(0, min(1.02, 1.2 * top + 0.02))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("overlap  mean cos²θ")
+    top = float(np.nanmax(ok["overlap_ratio"])) if len(ok) else 1.0
+    axes[0][0].set_ylim(0, max(2.0, 1.1 * top))
+    axes[0][0].set_ylabel("overlap_ratio = overlap / (k/n)")
     axes[0][0].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
@@ -139,7 +162,7 @@ def flag_heatmaps(analysis, pairs=None):
                        extent=(0.5, t.shape[1] - 0.5, 0.5, t.shape[0] - 0.5))
         row = ok[ok["pair"] == name].iloc[0]
         label = "\n".join(textwrap.wrap(short_pair(row["left"], row["right"]), 48))
-        ax.set_title(f"{label}\noverlap/baseline = {row['overlap_ratio']:.2f}", fontsize=8.5)
+        ax.set_title(f"{label}\noverlap_ratio = {row['overlap_ratio']:.2f}", fontsize=8.5)
         ax.set_xlabel("j  (top-j input flag of the reader)")
         ax.set_ylabel("i  (top-i output flag of the writer)")
     fig.colorbar(im, ax=axes[0].tolist(), label="T[i,j] / min(i,j)  (square-root scale)",
@@ -148,16 +171,18 @@ def flag_heatmaps(analysis, pairs=None):
 
 
 def commutator_imbalance_vs_depth(analysis):
-    """Gram commutator (eq. (10)) and relative imbalance ‖D‖ (eq. (11)) against depth: the
-    per-depth median of each kind as a line, individual pairs as faint points."""
+    """Commutator ratio to its null (``commutator_ratio``, eqs. (10), (50); 1 = chance) and
+    relative imbalance ‖D‖ (eq. (11)) against depth: the per-depth median of each kind as a
+    line, individual pairs as faint points."""
     ok = _ok(analysis)
     if ok.empty:
         return None
     colors = kind_colors(analysis.pairs["kind"].unique())
     fig = _figure((11, 3.6))
     axes = fig.subplots(1, 2)
+    col0 = "commutator_ratio" if "commutator_ratio" in ok else "commutator"
     for ax, col, label in (
-        (axes[0], "commutator", "Gram commutator  ‖[WWᵀ, W'ᵀW']‖/(‖·‖‖·‖)"),
+        (axes[0], col0, "commutator_ratio = c / c⁰  (1 = chance, 0 = shared eigenbasis)"),
         (axes[1], "imbalance", "relative imbalance  ‖D‖_F / (‖W̃W̃ᵀ‖+‖W'ᵀW'‖)"),
     ):
         for kind, g in ok.groupby("kind", sort=False):
@@ -170,7 +195,10 @@ def commutator_imbalance_vs_depth(analysis):
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
+    if col0 == "commutator_ratio":
+        axes[0].axhline(1.0, color="k", ls="--", lw=1.2, label="chance")
+        axes[0].set_ylim(0, max(1.5, 1.1 * float(np.nanmax(ok[col0]))))
+    axes[1].set_ylim(0, 1.0)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
-

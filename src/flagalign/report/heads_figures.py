@@ -4,7 +4,7 @@ Every figure is a :class:`matplotlib.figure.Figure` built directly (no pyplot st
 switch), so drawing works in any backend and leaves no global figure behind.
 :func:`save_figures` is what ``HeadOverlap.save(figures=True)`` and
 ``Composition.save(figures=True)`` call (registered by ``flagalign/__init__.py``, see
-:mod:`flagalign.diagnostics.heads._figure_writers`).
+:mod:`flagalign.diagnostics._figures`).
 """
 
 from __future__ import annotations
@@ -61,14 +61,20 @@ def heatmaps_figure(res, max_layers: int = 36):
     cmap = colormaps["RdBu_r"].with_extremes(bad="0.7")
     im = None
     for ax, layer in zip(axes.flat, layers):
-        im = ax.imshow(res.matrix(layer), cmap=cmap, norm=norm, interpolation="nearest")
+        m = res.matrix(layer)
+        im = ax.imshow(m, cmap=cmap, norm=norm, interpolation="nearest")
         ax.set_title(f"layer {layer}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        # head indices on both axes (every head up to 8, else every ⌈H/6⌉-th)
+        h = m.shape[0]
+        step = 1 if h <= 8 else math.ceil(h / 6)
+        ticks = list(range(0, h, step))
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=5)
+        ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=5)
+        ax.tick_params(length=1.5, pad=1)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle(f"{res.network}: head overlap ({res.subspace}); white = baseline {base:.3f}",
-                 fontsize=9)
+    fig.suptitle(f"{res.network}: head × head overlap ({res.subspace}); axes = head index; "
+                 f"white = baseline {base:.3f}", fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
     return fig

@@ -1,4 +1,8 @@
-"""HTML building blocks of the report: page shell with header, figures, tables (no scripts)."""
+"""HTML building blocks of the reports: page shell with header, figures, sortable tables.
+
+Everything is inline: the CSS and one small script (click a table header to sort by that
+column); no remote resource, so a report opens offline and can be mailed as one file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numbers
 import sys
 from html import escape
 
-__all__ = ["page", "figure", "table", "fmt", "short_pair", "to_data_uri"]
+__all__ = ["page", "shell", "figure", "table", "fmt", "short_pair", "to_data_uri", "SORT_JS"]
 
 
 def short_pair(left: str, right: str) -> str:
@@ -40,7 +44,8 @@ dl.meta dt{color:#6b7280}dl.meta dd{margin:0;font-family:ui-monospace,Menlo,mono
 figure{margin:6px 0 4px 0}figure img{max-width:100%;height:auto}
 figcaption{font-size:12.5px;color:#4b5563;margin-top:4px;max-width:1100px}
 table.t{border-collapse:collapse;font-size:12px;margin:4px 0}
-table.t th{background:#f3f4f6;text-align:left;position:sticky;top:0}
+table.t th{background:#f3f4f6;text-align:left;position:sticky;top:0;cursor:pointer}
+table.t th[aria-sort=ascending]::after{content:" ▲"}table.t th[aria-sort=descending]::after{content:" ▼"}
 table.t td,table.t th{border-bottom:1px solid #e5e7eb;padding:3px 8px;white-space:nowrap}
 table.t td.n{text-align:right;font-family:ui-monospace,Menlo,monospace}
 .scroll{max-height:520px;overflow:auto;border:1px solid #e5e7eb}
@@ -48,6 +53,23 @@ table.t td.n{text-align:right;font-family:ui-monospace,Menlo,monospace}
 .bad{color:#b91c1c}.warn{color:#92400e;font-size:13px}
 details summary{cursor:pointer;font-size:13px;color:#374151}
 p.note{font-size:13px;color:#374151;max-width:1100px}
+"""
+
+#: Sort a ``table.t`` by the clicked header (numbers numerically, empty cells last); inline,
+#: no library.
+SORT_JS = """
+document.querySelectorAll('table.t').forEach(function(t){
+ var hs=t.querySelectorAll('thead th');
+ hs.forEach(function(h,i){h.title='click to sort';h.addEventListener('click',function(){
+  var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows),
+      d=h.getAttribute('aria-sort')==='ascending'?-1:1;
+  hs.forEach(function(o){o.removeAttribute('aria-sort');});
+  h.setAttribute('aria-sort',d>0?'ascending':'descending');
+  function key(r){var x=r.cells[i].getAttribute('data-v');if(x===null)x=r.cells[i].textContent;
+   var n=parseFloat(x);return (x===''||x==='–')?null:(isNaN(n)||!/^[-+.\\d]/.test(x)?x:n);}
+  rows.sort(function(r1,r2){var a=key(r1),c=key(r2);if(a===null)return 1;if(c===null)return -1;
+   if(typeof a===typeof c)return (a<c?-1:a>c?1:0)*d;return (typeof a==='number'?-1:1)*d;});
+  rows.forEach(function(r){b.appendChild(r);});});});});
 """
 
 
@@ -100,7 +122,8 @@ def table(df, columns=None, scroll: bool = False) -> str:
         cells = []
         for v in rec:
             num = isinstance(v, numbers.Number) and not isinstance(v, bool)
-            cells.append(f'<td{" class=n" if num else ""}>{escape(fmt(v))}</td>')
+            full = f' data-v="{float(v)!r}"' if num and fmt(v) not in ("", "–") else ""
+            cells.append(f'<td{" class=n" if num else ""}{full}>{escape(fmt(v))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     html = f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     return f'<div class="{"scroll" if scroll else "wide"}">{html}</div>'
@@ -137,22 +160,35 @@ def _header(analysis) -> str:
     return f'<dl class="meta">{dl}</dl>{warns}'
 
 
-def page(analysis, parts) -> str:
-    """Assemble the page from ``[(Section, html), ...]``."""
-    s = analysis.summary
-    title = f"flagalign · {s.get('model')}"
-    nav = "".join(f'<a href="#{escape(sec.key)}">{escape(sec.title)}</a>' for sec, _ in parts)
-    body = "".join(
-        f'<section id="{escape(sec.key)}"><h2>{escape(sec.title)}</h2>{html}</section>'
-        for sec, html in parts
-    )
+def shell(title: str, subtitle: str, parts, first: str = "", full: bool = True) -> str:
+    """A report page: ``title``, ``subtitle``, a ``first`` section (e.g. the run header) and
+    ``parts`` = ``[(key, section title, html), ...]``. ``full`` False: the same content as a
+    ``<div>`` fragment to embed in another page (no ``<html>``/``<body>``, CSS scoped to it)."""
+    nav = "".join(f'<a href="#{escape(k)}">{escape(t)}</a>' for k, t, _ in parts)
+    body = "".join(f'<section id="{escape(k)}"><h2>{escape(t)}</h2>{h}</section>'
+                   for k, t, h in parts)
+    inner = (f"<header><h1>{escape(title)}</h1><div class=sub>{escape(subtitle)}</div>"
+             f"<nav>{nav}</nav></header><main>{first}{body}</main>")
+    if not full:
+        scoped = "".join(f".flagalign-report {r}}}" for r in CSS.replace("\n", "").split("}")
+                         if r.strip()).replace(".flagalign-report body{", ".flagalign-report{")
+        return (f'<div class="flagalign-report"><style>{scoped}</style>{inner}'
+                f"<script>{SORT_JS}</script></div>")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         f"<meta name=viewport content='width=device-width'><title>{escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>"
-        f"<header><h1>{escape(title)}</h1><div class=sub>Weight-only alignment geometry of "
-        f"adjacent layers · schema {escape(str(s.get('schema_version')))}</div>"
-        f"<nav>{nav}</nav></header>"
-        f'<main><section id="run"><h2>Run</h2>{_header(analysis)}</section>{body}</main>'
-        "</body></html>"
+        f"<style>{CSS}</style></head><body>{inner}<script>{SORT_JS}</script></body></html>"
+    )
+
+
+def page(analysis, parts, full: bool = True) -> str:
+    """Assemble the analysis report from ``[(Section, html), ...]`` (``full`` see :func:`shell`)."""
+    s = analysis.summary
+    return shell(
+        f"flagalign · {s.get('model')}",
+        "Weight-only alignment geometry of adjacent layers · schema "
+        f"{s.get('schema_version')}",
+        [(sec.key, sec.title, html) for sec, html in parts],
+        f'<section id="run"><h2>Run</h2>{_header(analysis)}</section>',
+        full=full,
     )

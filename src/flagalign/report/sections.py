@@ -8,13 +8,15 @@ import pandas as pd
 
 from .registry import SECTIONS, Section
 from . import figures as F
-from .html import figure, short_pair, table
+from .html import figure, table
 from . import heads_section as _heads  # noqa: F401 - registers the attention-heads section
+from . import position_section as _position  # noqa: F401 - registers the flag-position section
+from . import symmetry_section as _symmetry  # noqa: F401 - registers the symmetry/gauge section
 
 _ROW_COLS = [
-    "pair (short)", "kind", "depth", "dim", "k", "overlap", "baseline", "overlap_ratio",
-    "angle_min_deg", "angle_median_deg", "intersection_dim", "lost_dims", "commutator",
-    "imbalance", "method",
+    "pair", "kind", "depth", "head", "dim", "k", "overlap_ratio", "commutator_ratio", "overlap",
+    "baseline", "angle_median_deg", "intersection_dim", "lost_dims", "commutator", "imbalance",
+    "symmetry", "gauge_dependent", "overlap_verdict",
 ]
 
 
@@ -25,10 +27,11 @@ def _ok(a):
 def _overlap(a):
     return figure(
         F.overlap_vs_depth(a),
-        "Subspace overlap (mean cos² of the principal angles between the top-k output flag of "
-        "the writer and the top-k input flag of the reader; docs/theory.md eq. (2)) against "
-        "depth. Dashed: the random-subspace expectation k/n (eq. (4)); an overlap far above it "
-        "means the two layers are aligned.",
+        "overlap_ratio against depth: the subspace overlap (mean cos² of the principal angles "
+        "between the top-k output flag of the writer and the top-k input flag of the reader; "
+        "docs/theory.md eq. (2)) divided by its chance value k/n (eq. (4)), the number the "
+        "table and pairs.csv headline. Dashed: chance (1); the ceiling is n/k (identical "
+        "subspaces). One y-scale for all panels.",
         "overlap vs depth",
     )
 
@@ -45,7 +48,7 @@ def _angles(a):
 def _flags(a):
     return figure(
         F.flag_heatmaps(a),
-        "Flag tables (eq. (6)) of the most and the least aligned pair (by overlap / baseline): "
+        "Flag tables (eq. (6)) of the most and the least aligned pair (by overlap_ratio): "
         "cell (i, j) is the fraction of the smaller of the top-i writer / top-j reader subspaces "
         "that lies in the other. 1 along the diagonal = nested flags; a random pair gives "
         "≈ max(i, j)/n.",
@@ -56,7 +59,9 @@ def _flags(a):
 def _comm(a):
     return figure(
         F.commutator_imbalance_vs_depth(a),
-        "Left: Gram commutator (eq. (10)), 0 when WWᵀ and W'ᵀW' share an eigenbasis. Right: "
+        "Left: commutator_ratio, the Gram commutator (eq. (10)) over its value c⁰ for a "
+        "random relative eigenbasis (eq. (50)): 1 = chance, 0 when WWᵀ and W'ᵀW' share an "
+        "eigenbasis. Right: "
         "relative norm of the imbalance D = W'ᵀW' − W̃W̃ᵀ (eq. (11)), 0 for a balanced pair. "
         "Lines: per-depth medians per kind.",
         "commutator and imbalance",
@@ -68,11 +73,17 @@ def _by_kind(a):
     if not bk:
         return None
     df = pd.DataFrame([{"kind": k, **v} for k, v in bk.items()])
+    ok = _ok(a)
+    if "commutator_ratio" in ok:  # the second headline ratio, next to overlap_ratio
+        med = ok.groupby("kind")["commutator_ratio"].median()
+        df.insert(df.columns.get_loc("median_overlap_ratio") + 1, "median_commutator_ratio",
+                  df["kind"].map(med))
     df.columns = [c.replace("median_", "med. ").replace("mean_", "mean ").replace("total_", "Σ ")
                   .replace("_", " ") for c in df.columns]
     return table(df) + (
         "<p class=note>Medians over the ok pairs of each kind; overlap ratio = overlap / random "
-        "baseline (1 = chance level).</p>"
+        "baseline and commutator ratio = commutator / its random-eigenbasis null (1 = chance "
+        "level for both). Click a column header to sort.</p>"
     )
 
 
@@ -81,11 +92,11 @@ def _extremes(a):
     if ok.empty:
         return None
     r = ok.sort_values("overlap_ratio", ascending=False)
-    r = r.assign(**{"pair (short)": [short_pair(a, b) for a, b in zip(r["left"], r["right"])]})
     n = min(10, len(r))
+    cols = [c for c in _ROW_COLS if c in r.columns]  # tables saved before a column existed
     return (
-        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), _ROW_COLS)
-        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], _ROW_COLS)
+        "<p class=note>Most aligned (highest overlap / baseline):</p>" + table(r.head(n), cols)
+        + "<p class=note>Least aligned:</p>" + table(r.tail(n).iloc[::-1], cols)
     )
 
 

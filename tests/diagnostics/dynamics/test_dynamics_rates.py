@@ -168,13 +168,13 @@ def test_prediction_unwraps_wrappers():
 def test_applicability_by_activation():
     ok = Prediction(1e-3, "plain SGD")
     none = Prediction(None, "law not applicable: AdamW")
-    assert applicability("imbalance", "linear", ok)[0]
-    assert applicability("imbalance_offdiag", "linear", ok)[0]
-    assert applicability("imbalance_diag", "homogeneous", ok)[0]
-    assert not applicability("imbalance", "homogeneous", ok)[0]
-    assert not applicability("imbalance_offdiag", "homogeneous", ok)[0]
-    assert not applicability("imbalance_diag", "other", ok)[0]
-    assert not applicability("imbalance", "unknown", ok)[0]
+    assert applicability("imbalance_abs", "linear", ok)[0]
+    assert applicability("imbalance_offdiag_abs", "linear", ok)[0]
+    assert applicability("imbalance_diag_abs", "homogeneous", ok)[0]
+    assert not applicability("imbalance_abs", "homogeneous", ok)[0]
+    assert not applicability("imbalance_offdiag_abs", "homogeneous", ok)[0]
+    assert not applicability("imbalance_diag_abs", "other", ok)[0]
+    assert not applicability("imbalance_abs", "unknown", ok)[0]
     assert not applicability("commutator", "linear", ok)[0]
-    flag, reason = applicability("imbalance", "linear", none)
+    flag, reason = applicability("imbalance_abs", "linear", none)
     assert not flag and reason == none.reason

@@ -39,7 +39,7 @@ def test_fit_rates_is_the_rate_table_with_its_history(tracker):
     plain = rate_table(tracker.history, preds, acts, eps=tracker._eps())
     pd.testing.assert_frame_equal(pd.DataFrame(t), plain)
     pd.testing.assert_frame_equal(t.history, tracker.history)
-    sub = t[t.metric == "imbalance"]  # DataFrame operations keep the type and the history
+    sub = t[t.metric == "imbalance_abs"]  # DataFrame operations keep the type and the history
     assert isinstance(sub, RateTable) and sub.history is t.history
 
 
@@ -61,10 +61,10 @@ def test_plot_shows_fitted_and_predicted_slopes(tracker):
     assert isinstance(fig, Figure)
     # across the ReLU the law is about diag D; the linear pair's about D (eq. (23))
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "0 -> 1 (imbalance)" in labels and "1 -> 3 (imbalance_diag)" in labels
+    assert "0.weight -> 1.weight (imbalance_abs)" in labels and "1.weight -> 3.weight (imbalance_diag_abs)" in labels
     slopes = _slopes(fig)
-    want_fit = t[((t.pair == "0 -> 1") & (t.metric == "imbalance"))
-                 | ((t.pair == "1 -> 3") & (t.metric == "imbalance_diag"))].rate.to_numpy()
+    want_fit = t[((t.pair == "0.weight -> 1.weight") & (t.metric == "imbalance_abs"))
+                 | ((t.pair == "1.weight -> 3.weight") & (t.metric == "imbalance_diag_abs"))].rate.to_numpy()
     got_fit = [s for ls, s in slopes if ls == "-"]
     got_pred = [s for ls, s in slopes if ls == ":"]
     np.testing.assert_allclose(got_fit, want_fit, rtol=1e-9)

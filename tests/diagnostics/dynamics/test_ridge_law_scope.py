@@ -99,7 +99,7 @@ def _history(rate, steps=np.arange(0, 400, 10)):
     rows = []
     for s in steps:
         v = math.exp(-rate * s)
-        rows += [(s, "p", "imbalance", v), (s, "p", "imbalance_rel", 0.5)]
+        rows += [(s, "p", "imbalance_abs", v), (s, "p", "imbalance", 0.5)]
     return pd.DataFrame(rows, columns=["step", "pair", "metric", "value"])
 
 
@@ -108,13 +108,13 @@ def test_fit_rates_regime_column():
     pred = Prediction(law_rate(eta, lam), "plain SGD", lr=eta, weight_decay=lam, momentum=0.0,
                       optimizer="SGD", rate_decay_only=law_rate(eta, lam, limit="decay-only"))
     slow = rate_table(_history(0.0286), {"p": pred}, {"p": "linear"}, eps=1e-16)
-    assert slow.loc[slow.metric == "imbalance", "regime"].item() == "convergence-limited"
+    assert slow.loc[slow.metric == "imbalance_abs", "regime"].item() == "convergence-limited"
     ok = rate_table(_history(0.0615), {"p": pred}, {"p": "linear"}, eps=1e-16)
-    assert ok.loc[ok.metric == "imbalance", "regime"].item() == "decay-limited"
+    assert ok.loc[ok.metric == "imbalance_abs", "regime"].item() == "decay-limited"
     fast = rate_table(_history(0.2), {"p": pred}, {"p": "linear"}, eps=1e-16)
-    assert fast.loc[fast.metric == "imbalance", "regime"].item() == "transient"
+    assert fast.loc[fast.metric == "imbalance_abs", "regime"].item() == "transient"
     none = rate_table(_history(0.06), {}, {"p": "linear"}, eps=1e-16)
-    assert none.loc[none.metric == "imbalance", "regime"].item() == "not applicable"
+    assert none.loc[none.metric == "imbalance_abs", "regime"].item() == "not applicable"
 
 
 def test_rate_regime_separates_the_two_limits_under_momentum():

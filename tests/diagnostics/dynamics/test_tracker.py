@@ -87,7 +87,7 @@ def test_discover_pairs_nested_and_fallback():
 def test_user_pairs_validated():
     m = _mlp()
     t = AlignmentTracker(m, pairs=[("0", "2", "linear")], record_initial=False)
-    assert [p.name for p in t.pairs] == ["0 -> 2"]
+    assert [p.name for p in t.pairs] == ["0.weight -> 2.weight"]
     with pytest.raises(InputError, match="reads"):
         AlignmentTracker(m, pairs=[("4", "0")])
     with pytest.raises(InputError, match="not a module"):
@@ -143,15 +143,15 @@ def test_tracker_records_independent_values_every_n():
     assert recorded == [False, False, True, False, False, True, False]
     h = t.history
     assert sorted(h.step.unique()) == [0, 3, 6]
-    assert set(h.pair) == {"0 -> 2", "2 -> 4"}
+    assert set(h.pair) == {"0.weight -> 2.weight", "2.weight -> 4.weight"}
     # values at step 6 = current weights (no step since 6 was recorded... one more step done)
     t.record()
     last = h = t.history
-    last = h[(h.step == 7) & (h.pair == "2 -> 4")].set_index("metric").value
+    last = h[(h.step == 7) & (h.pair == "2.weight -> 4.weight")].set_index("metric").value
     D = _D(m, 2, 4)
-    assert last["imbalance"] == pytest.approx(np.linalg.norm(D), rel=1e-12)
-    assert last["imbalance_diag"] == pytest.approx(np.linalg.norm(np.diag(D)), rel=1e-12)
-    assert last["imbalance_offdiag"] == pytest.approx(np.linalg.norm(D - np.diag(np.diag(D))), rel=1e-12)
+    assert last["imbalance_abs"] == pytest.approx(np.linalg.norm(D), rel=1e-12)
+    assert last["imbalance_diag_abs"] == pytest.approx(np.linalg.norm(np.diag(D)), rel=1e-12)
+    assert last["imbalance_offdiag_abs"] == pytest.approx(np.linalg.norm(D - np.diag(np.diag(D))), rel=1e-12)
     W, Wn = m[2].weight.detach().numpy(), m[4].weight.detach().numpy()
     A, B = W @ W.T, Wn.T @ Wn
     comm = np.linalg.norm(A @ B - B @ A) / (np.linalg.norm(A) * np.linalg.norm(B))
@@ -176,7 +176,7 @@ def test_fit_rates_linear_net_matches_prediction():
     r = t.fit_rates()
     assert list(r.columns[:8]) == ["pair", "metric", "rate", "stderr", "predicted", "ratio",
                                    "applicable", "reason"]  # fmt: skip
-    law = r[r.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    law = r[r.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     assert law.applicable.all()
     assert np.allclose(law.ratio, 1.0, atol=0.01), law[["pair", "metric", "ratio"]]
     assert not r[r.metric == "commutator"].applicable.any()
@@ -201,7 +201,7 @@ def test_heavy_ball_prediction_overdamped(beta, lr):
     assert t.predicted_rate() == pytest.approx(law_rate(lr, 0.05, beta))
     assert t.predicted_rate() > 1.8 * law_rate(lr, 0.05)  # momentum really changes the rate
     r = t.fit_rates()
-    law = r[r.metric.isin(["imbalance", "imbalance_diag", "imbalance_offdiag"])]
+    law = r[r.metric.isin(["imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs"])]
     decay_only = law_rate(lr, 0.05, beta, limit="decay-only")
     assert np.allclose(law.rate / decay_only, 1.0, atol=0.02), law[["pair", "metric", "rate"]]
     expected = "decay-limited" if beta == 0.5 else "decay-only"
@@ -222,8 +222,8 @@ def test_fit_rates_adam_says_not_applicable():
     r = t.fit_rates()
     assert not r.applicable.any()
     assert r.predicted.isna().all()
-    assert r[r.metric == "imbalance"].reason.str.contains("not applicable: AdamW").all()
-    assert np.isfinite(r[r.metric == "imbalance"].rate).all()  # the measured drift is reported
+    assert r[r.metric == "imbalance_abs"].reason.str.contains("not applicable: AdamW").all()
+    assert np.isfinite(r[r.metric == "imbalance_abs"].rate).all()  # the measured drift is reported
 
 
 # -- the log ----------------------------------------------------------------------------
@@ -236,8 +236,8 @@ def test_log_roundtrip_truncation_and_corruption(tmp_path):
             t.step()
     meta, recs = read_log(path)
     assert meta["schema"].startswith("flagalign.dynamics")
-    assert [p["name"] for p in meta["pairs"]] == ["0 -> 2", "2 -> 4"]
-    assert meta["predictions"]["0 -> 2"]["rate"] == pytest.approx(law_rate(0.1, 1e-2))
+    assert [p["name"] for p in meta["pairs"]] == ["0.weight -> 2.weight", "2.weight -> 4.weight"]
+    assert meta["predictions"]["0.weight -> 2.weight"]["rate"] == pytest.approx(law_rate(0.1, 1e-2))
     assert [r["step"] for r in recs] == [0, 1, 2, 3]
     frame = records_to_frame(recs)
     hist = t.history

@@ -12,9 +12,9 @@
 """
 
 from .plan import AnalysisPlan, load_network, make_plan, parse_layers
-from .result import FORMATS, Analysis, register_html_renderer
+from .result import FORMATS, Analysis
 from .run import analyze
 from .table import PAIR_COLUMNS, summarize
 
 __all__ = ["Analysis", "AnalysisPlan", "FORMATS", "PAIR_COLUMNS", "analyze", "load_network",
-           "make_plan", "parse_layers", "register_html_renderer", "summarize"]
+           "make_plan", "parse_layers", "summarize"]

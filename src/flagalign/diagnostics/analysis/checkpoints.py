@@ -22,7 +22,8 @@ from .measure import align_task
 from .plan import make_plan
 from .store import FactorStore
 
-__all__ = ["network_values", "checkpoint_job", "read_records", "append_record", "FORMAT"]
+__all__ = ["network_values", "checkpoint_job", "checkpoint_flags", "save_flags", "load_flags",
+           "read_records", "append_record", "FORMAT"]
 
 #: First line of ``trajectory.jsonl`` (with the options that change the numbers).
 FORMAT = "flagalign-trajectory/1"
@@ -31,15 +32,18 @@ FORMAT = "flagalign-trajectory/1"
 def _values(pa, W, Wn, bias) -> dict:
     """The trajectory metrics (``diagnostics.dynamics.metrics.METRICS``) of one PairAlignment."""
     im = pa.imbalance
+    rel = pa.scalars()  # the relative norms exactly as pairs.csv has them
     if bias is None:
         aug = pa.commutator
     else:  # eq. (26): the Gram commutator of W̃ = [W, b], factored (nothing n×n for narrow pairs)
         aug = pair_products(np.column_stack([W, bias]), Wn, lost=False).commutator
     return {
-        "imbalance": im.full,
-        "imbalance_diag": im.diag,
-        "imbalance_offdiag": im.offdiag,
-        "imbalance_rel": im.relative,
+        "imbalance": rel["imbalance"],
+        "imbalance_diag": rel["imbalance_diag"],
+        "imbalance_offdiag": rel["imbalance_offdiag"],
+        "imbalance_abs": im.full,
+        "imbalance_diag_abs": im.diag,
+        "imbalance_offdiag_abs": im.offdiag,
         "commutator": pa.commutator,
         "commutator_aug": float(aug),
         "overlap": pa.overlap,
@@ -82,9 +86,12 @@ def network_values(net, ks: dict | None = None, k_user: int | None = None) -> li
     return out
 
 
-def checkpoint_job(path, step: int, ks: dict | None, k_user: int | None) -> dict:
+def checkpoint_job(path, step: int, ks: dict | None, k_user: int | None,
+                   flags_dir=None) -> dict:
     """A checkpoint task: load ``path`` (lazily), measure every pair; a JSON-ready record
-    ``{"step", "checkpoint", "pairs": [...]}``. Errors name the checkpoint."""
+    ``{"step", "checkpoint", "pairs": [...]}``. With ``flags_dir``, each matrix's output/input
+    flags (as :meth:`~flagalign.diagnostics.flag_drift.FlagHistory.add` computes them) are first
+    written to ``flags_dir/step_<step>.npz`` (:func:`save_flags`). Errors name the checkpoint."""
     from ...models import load
 
     init_worker()
@@ -95,10 +102,74 @@ def checkpoint_job(path, step: int, ks: dict | None, k_user: int | None) -> dict
 
             raise InputError("no adjacent pairs found in this checkpoint")
         pairs = network_values(net, ks, k_user)
+        if flags_dir is not None:
+            save_flags(os.path.join(str(flags_dir), f"step_{int(step)}.npz"),
+                       checkpoint_flags(net, k_user))
     except FlagalignError as exc:
         raise type(exc)(f"checkpoint {path}: {exc}") from None
     return {"step": int(step), "checkpoint": os.path.basename(os.path.normpath(str(path))),
             "pairs": pairs}
+
+
+def checkpoint_flags(net, k=None) -> dict:
+    """{matrix: (output flag, input flag) or None} of every matrix in ``net``'s pairs, exactly as
+    :meth:`FlagHistory.add <flagalign.diagnostics.flag_drift.FlagHistory.add>` computes them."""
+    from ...geometry import default_k, top_subspaces
+    from ..flag_drift import matrix_flags
+
+    out = {}
+    for name in dict.fromkeys(n for p in net.pairs for n in (p.left, p.right)):
+        m = net.matrix(name)
+        kk = min(k, min(m.shape)) if k else default_k(min(m.shape), min(m.shape))
+        flags = None
+        if np.all(np.isfinite(m)) and np.any(m):
+            flags = matrix_flags(top_subspaces(m, kk, method="auto", seed=0), m,
+                                 str(net.matrices[name].dtype))
+        out[name] = flags
+    return out
+
+
+_FLAG_FIELDS = ("basis", "dims", "margins", "perturbation", "values")
+
+
+def save_flags(path, flags: dict) -> None:
+    """Write {matrix: (Flag, Flag) or None} to an ``.npz`` (no pickle), atomically."""
+    arrays = {"names": np.array(list(flags), dtype=str)}
+    for i, (name, fl) in enumerate(flags.items()):
+        if fl is None:
+            continue
+        for side, f in zip(("out", "in"), fl):
+            for fld in _FLAG_FIELDS:
+                v = getattr(f, fld)
+                if v is not None:
+                    arrays[f"{i}/{side}/{fld}"] = np.asarray(v)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_flags(path) -> dict:
+    """Inverse of :func:`save_flags`."""
+    from ...geometry.partial_flag import Flag
+
+    with np.load(path, allow_pickle=False) as z:
+        names = [str(x) for x in z["names"]]
+        out = {}
+        for i, name in enumerate(names):
+            if f"{i}/out/basis" not in z:
+                out[name] = None
+                continue
+            sides = []
+            for side in ("out", "in"):
+                kw = {fld: z[f"{i}/{side}/{fld}"] for fld in _FLAG_FIELDS
+                      if f"{i}/{side}/{fld}" in z}
+                kw["dims"] = tuple(int(d) for d in kw["dims"])
+                if "perturbation" in kw:
+                    kw["perturbation"] = float(kw["perturbation"])
+                sides.append(Flag(**kw))
+            out[name] = tuple(sides)
+    return out
 
 
 def read_records(path, header: dict) -> dict:

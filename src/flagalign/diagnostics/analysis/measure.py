@@ -15,6 +15,7 @@ import numpy as np
 from ...geometry import default_k, rank_from_singular_values
 from ...geometry.pair import assemble_pair
 from .store import truncate
+from ..gauge_columns import pair_columns
 from .table import empty_row, pair_row
 
 __all__ = ["measure_task", "align_task", "choose_k", "factor_rank"]
@@ -63,7 +64,8 @@ def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None)
     exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
     pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
                        rtol_n=rtol_n, bias=bias,
-                       rank_next=rn if exact_rn and task.method == "exact" else None)
+                       rank_next=rn if exact_rn and task.method == "exact" else None,
+                       dtypes=task.dtypes)
     return pa, None
 
 
@@ -92,7 +94,12 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias, device=device)
     if pa is None:
         return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None
-    row = pair_row(p, depth, pa, task.method, time.perf_counter() - t0)
+    rtol_w, rtol_n = task.rtols
+    row = pair_row(p, depth, pa, task.method)
+    row.update(pair_columns(p, W=W, Wn=Wn, bias=bias, k=row["k"], overlap=row["overlap"],
+                            commutator=row["commutator"], imbalance=row["imbalance"], rtol_w=rtol_w,
+                            rtol_n=rtol_n))  # symmetry, GL invariants, nulls, verdicts (§7)
+    row["seconds"] = time.perf_counter() - t0
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64)).astype(np.float32)
     table = np.asarray(pa.flag_table, dtype=np.float32) if keep_flag else None
     return row, table, ang

@@ -81,6 +81,7 @@ class PairTask:
     method: str  # "exact" unless either side is randomized
     tol: float
     rtols: tuple[float, float]
+    dtypes: tuple[str, str] = ("float64", "float64")  # stored dtypes: δ of the flags (eq. (62))
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,8 @@ def make_plan(network, k=None, method: str = "auto", tol=None, pairs=None, *, ki
         m = "exact" if ml.method == mr.method == "exact" else "randomized"
         t = tol if tol is not None else max(default_sine_tol(info[n].dtype)
                                             for n in (p.left, p.right))
-        tasks.append(PairTask(p, depth, kk, m, float(t), (ml.rtol, mr.rtol)))
+        tasks.append(PairTask(p, depth, kk, m, float(t), (ml.rtol, mr.rtol),
+                              (str(info[p.left].dtype), str(info[p.right].dtype))))
     return AnalysisPlan(tasks, matrices, k=k, method=method, tol=tol, seed=seed,
                         options={"kinds": sorted({p.kind for p, _ in chosen}),
                                  "layers": None if layers is None

@@ -9,22 +9,15 @@ import pandas as pd
 
 from ..._json import jsonable
 from ..._version import SCHEMA_VERSION
-from ...errors import FlagalignError, InputError, MissingDependencyError
+from ...errors import InputError, MissingDependencyError
+from .._figures import draw, html_card
 
-__all__ = ["Analysis", "FORMATS", "register_html_renderer"]
+__all__ = ["Analysis", "FORMATS"]
 
 FORMATS = ("csv", "json", "parquet", "html")
 
-# ``diagnostics`` never imports ``report`` (report sits above it). The HTML renderer is
-# registered from above instead: ``flagalign/__init__.py`` registers a function that imports
-# ``flagalign.report`` when first called (see docs/architecture.md).
-_HTML_RENDERER = None
-
-
-def register_html_renderer(render) -> None:
-    """Set the function ``render(analysis) -> str`` behind :meth:`Analysis.to_html`."""
-    global _HTML_RENDERER
-    _HTML_RENDERER = render
+#: What :meth:`Analysis.plot` can draw (``which=``).
+PLOTS = ("overlap", "angles", "flags", "commutator")
 
 
 @dataclass
@@ -72,12 +65,47 @@ class Analysis:
         """Rows whose status is not ``ok``."""
         return self.pairs[self.pairs["status"] != "ok"]
 
-    def to_html(self) -> str:
-        """The self-contained HTML report (figures embedded, opens offline); rendered by
-        :func:`flagalign.report.render_html`."""
-        if _HTML_RENDERER is None:
-            raise FlagalignError("no HTML renderer registered: import flagalign.report")
-        return _HTML_RENDERER(self)
+    def to_html(self, full: bool = True) -> str:
+        """The self-contained HTML report (figures embedded, opens offline), or with ``full``
+        False the same content as an embeddable ``<div>`` fragment (no ``<html>``/``<body>``,
+        its CSS scoped to the fragment). Rendered by :func:`flagalign.report.render_html`
+        (registered in :mod:`flagalign.diagnostics._figures`)."""
+        return draw("analysis.html", self, full=full)
+
+    def plot(self, which: str = "overlap"):
+        """A :class:`matplotlib.figure.Figure` of the report: ``overlap`` (overlap vs depth
+        with the k/n null, the key figure), ``angles``, ``flags`` or ``commutator``; None when
+        no pair could be measured."""
+        if which not in PLOTS:
+            raise InputError(f"plot: which={which!r}; choose from {', '.join(PLOTS)}")
+        return draw("analysis", self, which=which)
+
+    def _by_kind(self) -> pd.DataFrame:
+        ok = self.pairs[self.pairs["status"] == "ok"]
+        g = ok.groupby("kind", sort=False)
+        cols = [c for c in ("overlap_ratio", "commutator_ratio", "imbalance") if c in ok]
+        t = g[cols].median().add_prefix("median ")
+        return t.assign(pairs=g.size()).reset_index()[["kind", "pairs", *t.columns]]
+
+    def __repr__(self) -> str:
+        s = self.summary
+        t = self._by_kind()
+        kinds = ", ".join(f"{k} {v:.2f}" for k, v in zip(t["kind"], t["median overlap_ratio"]))
+        return (f"<Analysis {s.get('model')!s}: {s.get('n_ok')}/{s.get('n_pairs')} pairs ok; "
+                f"median overlap_ratio by kind: {kinds or 'n/a'}>")
+
+    def _repr_html_(self) -> str:
+        """Notebook view: a summary line, the per-kind medians and the overlap-vs-depth figure
+        (a ``<div>`` with inline styles; no ``<html>``/``<body>``, no global CSS)."""
+        s = self.summary
+        line = (f"{s.get('n_ok')}/{s.get('n_pairs')} pairs ok · overlap_ratio: 1 = chance "
+                "(k/n), n/k = identical subspaces · commutator_ratio: 1 = chance, 0 = shared "
+                "eigenbasis · .plot(), .to_html(), .save(dir)")
+        try:
+            fig = self.plot("overlap")
+        except Exception:  # noqa: BLE001 - a notebook view must render without its figure
+            fig = None
+        return html_card(f"flagalign analysis · {s.get('model')}", line, self._by_kind(), fig)
 
     def to_json(self) -> dict:
         """``summary.json``: the summary plus every row of :attr:`pairs`."""

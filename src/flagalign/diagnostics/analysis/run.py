@@ -7,12 +7,14 @@ import importlib
 import logging
 import time
 
-from ..._progress import progress_bar
+from ..._progress import cut as _cut, progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
 from ..._parallel import check_jobs
 from .device import resolve_device
 from .engine import PARALLEL_MIN_FLOPS, run_pairs, serial_flops, source_spec
+from ..gauge_columns import empty_gauge_columns, network_columns, prepare_gauge
+from ...geometry.gauge import check_gauge
 from .measure import measure_task
 from .plan import _check_options, load_network, make_plan
 from .result import Analysis
@@ -42,6 +44,7 @@ def analyze(
     scheduler=None,
     device: str | None = None,
     precision: str = "float64",
+    gauge: str | None = None,
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
 
@@ -79,6 +82,13 @@ def analyze(
         Fold normalisation gains into the adjacent matrices when loading ``source_or_network``
         (:func:`flagalign.load`); False measures the stored weights (``analyze --raw``). Ignored
         for a :class:`~flagalign.models.Network`, which is measured as it is.
+    gauge : {None, "balanced"}
+        None measures the stored weights. ``"balanced"`` first moves the network to the canonical
+        representative of its symmetry orbit — every hidden layer at once
+        (:func:`flagalign.models.gauge.balanced_network`, docs/theory.md eqs. (73)–(74)) — so that
+        angles, overlap, intersection_dim and commutator no longer depend on the
+        parameterization; the ``gauge_dependent`` column says, per pair, whether they still do
+        (eq. (75)).
 
     Returns
     -------
@@ -88,23 +98,31 @@ def analyze(
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
     n_jobs = check_jobs(jobs)
     dev = resolve_device(device, precision)
-    net = load_network(source_or_network, fold_norms=fold_norms)
+    gauge = check_gauge(gauge)
+    net0 = load_network(source_or_network, fold_norms=fold_norms)
+    net, gplan, gauge = prepare_gauge(net0, gauge)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
     use_pool = dev is None and (scheduler is not None or (
         n_jobs > 1 and len(plan.pairs) > 1
         and (jobs is not None or serial_flops(net, plan) >= PARALLEL_MIN_FLOPS)))
+    gauge_info = (net0, gplan, gauge)
     if use_pool:
-        rows, tables, angles, store = _run_pool(source_or_network, fold_norms, net, plan,
-                                                 n_jobs, scheduler, k, keep_flags, seed,
-                                                 progress)
+        # a re-gauged network exists only here: ship its arrays; else workers read the source
+        src = source_or_network if net is net0 else None
+        rows, tables, angles, store = _run_pool(src, fold_norms, net, plan, n_jobs, scheduler, k,
+                                                 keep_flags, seed, progress, gauge_info)
     else:
-        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress, dev)
+        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress, dev,
+                                                 gauge_info)
     df = pairs_frame(rows)
     an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
                   _network_info(net), angles=angles, warnings=list(net.warnings))
     an.summary["workers"] = 1 if not use_pool else ("dask" if scheduler is not None else n_jobs)
     if dev is not None:
         an.summary["device"] = {"device": dev.name, "precision": dev.precision}
+    an.summary["options"]["gauge"] = gauge or "stored"
+    if getattr(net, "gauge_summary", None) is not None:  # what the balanced gauge did (§7)
+        an.summary["gauge"] = {k: v for k, v in net.gauge_summary.items() if k != "line"}
     if an.summary["n_failed"]:
         an.warnings.append(f"{an.summary['n_failed']} of {an.summary['n_pairs']} pairs are not ok")
     if heads:
@@ -114,29 +132,41 @@ def analyze(
     return an
 
 
-def _run_pool(source, fold_norms, net, plan, n_jobs, scheduler, k, keep_flags, seed, progress):
+def _run_pool(source, fold_norms, net, plan, n_jobs, scheduler, k, keep_flags, seed, progress,
+              gauge_info):
     from ..._parallel import make_pool
 
     bar = progress_bar(len(plan.pairs), progress, "pairs")
+    spec = source_spec(source, fold_norms) if source is not None else ("arrays", None, None, None)
     pool = make_pool(n_jobs, scheduler)
 
     def on_row(task):
         if bar is not None:
-            bar.set_postfix_str(task.pair.name[-50:], refresh=False)
+            bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
             bar.update()
 
     try:
-        rows, tables, angles, stats = run_pairs(net, plan, source_spec(source, fold_norms), pool,
+        rows, tables, angles, stats = run_pairs(net, plan, spec, pool,
                                                 k_user=k, keep_flag=keep_flags, seed=seed,
                                                 on_row=on_row)
     finally:
         pool.close()
         if bar is not None:
             bar.close()
+    net0, gplan, gauge = gauge_info
+    for t, row in zip(plan.pairs, rows):  # the gauge columns (§7), as _measure adds them
+        try:
+            if row["status"] == "ok":
+                row.update(network_columns(net0, t.pair, gauge, gplan))
+            else:
+                row.update(empty_gauge_columns(net0, t.pair, gauge, gplan))
+        except Exception as exc:  # noqa: BLE001 - as _measure: the row records the failure
+            row.update(empty_row(t.pair, t.depth, t.method,
+                                 f"error: {type(exc).__name__}: {exc}"[:200]))
     return rows, tables, angles, stats
 
 
-def _run_local(net, plan, k, keep_flags, seed, progress, dev=None):
+def _run_local(net, plan, k, keep_flags, seed, progress, dev=None, gauge_info=None):
     fn = None
     if dev is not None:
         from functools import partial
@@ -150,8 +180,9 @@ def _run_local(net, plan, k, keep_flags, seed, progress, dev=None):
     try:
         for task in plan.pairs:
             if bar is not None:
-                bar.set_postfix_str(task.pair.name[-50:], refresh=False)
-            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, dev))
+                bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, gauge_info,
+                                 dev))
             if bar is not None:
                 bar.update()
     finally:
@@ -160,18 +191,24 @@ def _run_local(net, plan, k, keep_flags, seed, progress, dev=None):
     return rows, tables, angles, store
 
 
-def _measure(net, store, task, k, keep_flags, tables, angles, dev=None) -> dict:
-    """One pair through the store and :func:`measure_task`; a failure becomes the row's status."""
+def _measure(net, store, task, k, keep_flags, tables, angles, gauge_info, dev=None) -> dict:
+    """One pair through the store and :func:`measure_task`; a failure becomes the row's status.
+    ``gauge_info`` = (original network, gauge plan, gauge) for the symmetry columns (§7)."""
     p, t0 = task.pair, time.perf_counter()
+    net0, gplan, gauge = gauge_info
     try:
         why = store.problem(p.left) or store.problem(p.right)
         if why:
             row, table, ang = empty_row(p, task.depth, task.method, why), None, None
         else:
+            W, Wn, bias = store.matrix(p.left), store.matrix(p.right), net.bias(p.left)
             row, table, ang = measure_task(
-                task, store.matrix(p.left), store.matrix(p.right), store.factors(p.left),
-                store.factors(p.right), k_user=k, bias=net.bias(p.left), keep_flag=keep_flags,
-                device=dev)
+                task, W, Wn, store.factors(p.left),
+                store.factors(p.right), k_user=k, bias=bias, keep_flag=keep_flags, device=dev)
+            if row["status"] == "ok":
+                row.update(network_columns(net0, p, gauge, gplan))  # gauge, gauge_dependent (§7)
+        if row["status"] != "ok":
+            row.update(empty_gauge_columns(net0, p, gauge, gplan))
     except Exception as exc:  # noqa: BLE001 - one bad pair never stops the run
         log.warning("pair %s failed: %s", p.name, exc)
         row = empty_row(p, task.depth, task.method, f"error: {type(exc).__name__}: {exc}"[:200])

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..._json import clean
+from ..gauge_columns import GAUGE_COLUMNS
 
 __all__ = ["PAIR_COLUMNS", "empty_row", "pair_row", "pairs_frame", "summarize",
            "stored_parameters"]
@@ -23,6 +24,9 @@ PAIR_COLUMNS = (
     "right",
     "dim",
     "depth",
+    "block",
+    "layer",
+    "head",
     "k",
     "overlap",
     "baseline",
@@ -39,35 +43,61 @@ PAIR_COLUMNS = (
     "imbalance_diag",
     "imbalance_offdiag",
     "imbalance_abs",
+    *GAUGE_COLUMNS,  # symmetry, gauge, gauge_dependent, GL invariants, nulls and verdicts (§7)
     "method",
     "status",
     "seconds",
+    # gap-chosen flags of the pair (docs/theory.md §5, eqs. (63)–(66))
+    "flag_type_left",
+    "flag_type_right",
+    "flag_splits_left",
+    "flag_splits_right",
+    "flag_distance",
+    "flag_distance_baseline",
+    "flag_distance_ratio",
+    "soft_relative_position",
+    "soft_relative_position_baseline",
 )
 
-_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth")
+_IDENTITY = ("pair", "kind", "left", "right", "dim", "depth", "block", "layer", "head")
 _RUN = ("method", "status", "seconds")
+_TEXT = ("flag_type_left", "flag_type_right")
+#: Symmetry and verdict columns that are text or flags, not numbers (docs/schema.md).
+_LABELS = ("symmetry", "gauge", "gauge_dependent", "overlap_verdict", "commutator_verdict",
+           "imbalance_verdict")  # fmt: skip
 #: Columns that hold measured numbers (NaN when a pair cannot be measured).
-_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN)
+_NUMERIC = tuple(c for c in PAIR_COLUMNS if c not in _IDENTITY + _RUN + _TEXT + _LABELS)
 #: Integer columns (nullable ``Int64`` in ``Analysis.pairs``).
-_INTEGER = ("k", "intersection_dim", "lost_dims")
+_INTEGER = ("layer", "head", "k", "intersection_dim", "lost_dims", "flag_splits_left",
+            "flag_splits_right", "product_rank")
 
 
 def _identity(pair, depth: int) -> dict:
     """The columns that name a pair (the same whether or not it could be measured)."""
     return {"pair": pair.name, "kind": pair.kind, "left": pair.left, "right": pair.right,
-            "dim": int(pair.dim), "depth": int(depth)}
+            "dim": int(pair.dim), "depth": int(depth), "block": getattr(pair, "block", ""),
+            "layer": getattr(pair, "layer", None), "head": getattr(pair, "head", None)}
 
 
 def empty_row(pair, depth: int, method: str, status: str, seconds: float = 0.0) -> dict:
     """A row with every measurement NaN and ``status`` saying why."""
     row = {**_identity(pair, depth), "method": method, "status": status, "seconds": float(seconds)}
-    row.update({c: math.nan for c in _NUMERIC})
+    row.update({c: math.nan for c in _NUMERIC + _TEXT})
+    row.update(_labels(pair))
     return {c: row[c] for c in PAIR_COLUMNS}
+
+
+def _labels(pair) -> dict:
+    """Placeholders of the label columns (``analyze`` fills them for its gauge, §7)."""
+    return {"symmetry": getattr(pair, "symmetry", "unknown"), "gauge": "stored", "gauge_dependent": True,
+            "overlap_verdict": "n/a", "commutator_verdict": "n/a", "imbalance_verdict": "n/a"}
 
 
 def pair_row(pair, depth: int, pa, method: str, seconds: float = 0.0) -> dict:
     """The row of a measured pair: its identity plus :meth:`PairAlignment.scalars`."""
     row = {**_identity(pair, depth), "method": method, "status": "ok", "seconds": float(seconds)}
+    row.update({c: math.nan for c in GAUGE_COLUMNS})
+    row.update(_labels(pair))
     row.update(pa.scalars())
     return {c: row[c] for c in PAIR_COLUMNS}
 
@@ -75,7 +105,8 @@ def pair_row(pair, depth: int, pa, method: str, seconds: float = 0.0) -> dict:
 def pairs_frame(rows: list) -> pd.DataFrame:
     """``Analysis.pairs``: the rows in :data:`PAIR_COLUMNS` order with the schema's dtypes."""
     df = pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
-    return df.astype({"dim": "int64", "depth": "int64", **{c: "Int64" for c in _INTEGER}})
+    return df.astype({"dim": "int64", "depth": "int64", "gauge_dependent": "bool",
+                      **{c: "Int64" for c in _INTEGER}})  # fmt: skip
 
 
 def summarize(df: pd.DataFrame) -> dict:
@@ -96,6 +127,8 @@ def summarize(df: pd.DataFrame) -> dict:
             "median_imbalance": clean(gok["imbalance"].median()),
             "total_intersection_dim": clean(gok["intersection_dim"].sum()),
             "total_lost_dims": clean(gok["lost_dims"].sum()),
+            "median_flag_distance_ratio": clean(gok["flag_distance_ratio"].median()),
+            "median_soft_relative_position": clean(gok["soft_relative_position"].median()),
         }
     by_depth = []
     for (depth, kind), g in ok.groupby(["depth", "kind"], sort=True):

@@ -16,10 +16,14 @@ __all__ = ["METRICS", "pair_metrics", "rate_table", "RATE_COLUMNS", "FLOOR_EPS_F
 
 #: Recorded metric names, in table order.
 METRICS = (
-    "imbalance",  # ‖D‖_F, eq. (11)
-    "imbalance_diag",  # ‖diag D‖
-    "imbalance_offdiag",  # ‖D − diag D‖_F
-    "imbalance_rel",  # ‖D‖_F / (‖W̃W̃ᵀ‖_F + ‖W_nextᵀW_next‖_F)
+    # the imbalance names mean what they mean in pairs.csv (docs/schema.md): relative ...
+    "imbalance",  # ‖D‖_F / (‖W̃W̃ᵀ‖_F + ‖W_nextᵀW_next‖_F), eq. (11)
+    "imbalance_diag",  # ‖diag D‖ / (same denominator)
+    "imbalance_offdiag",  # ‖D − diag D‖_F / (same denominator)
+    # ... and absolute (squared weight units): what the ridge law's decay rates are about
+    "imbalance_abs",  # ‖D‖_F
+    "imbalance_diag_abs",  # ‖diag D‖
+    "imbalance_offdiag_abs",  # ‖D − diag D‖_F
     "commutator",  # Gram commutator of W (eq. (10)), as `flagalign analyze` reports it
     "commutator_aug",  # same with W̃ = [W, b] (eq. (26)): → 0 with D in linear nets
     "overlap",  # mean cos² at k (eq. (2))
@@ -67,11 +71,14 @@ def pair_metrics(W, W_next, bias=None, k: int | None = None, method: str = "auto
         b, _ = as_float64(bias, name="bias", ndim=1)
         w = np.column_stack([w, b])
     im = pa.imbalance
+    rel = pa.scalars()  # the relative norms exactly as pairs.csv has them
     values = {
-        "imbalance": im.full,
-        "imbalance_diag": im.diag,
-        "imbalance_offdiag": im.offdiag,
-        "imbalance_rel": im.relative,
+        "imbalance": rel["imbalance"],
+        "imbalance_diag": rel["imbalance_diag"],
+        "imbalance_offdiag": rel["imbalance_offdiag"],
+        "imbalance_abs": im.full,
+        "imbalance_diag_abs": im.diag,
+        "imbalance_offdiag_abs": im.offdiag,
         "commutator": pa.commutator,
         "commutator_aug": commutator_norm(w @ w.T, wn.T @ wn),
         "overlap": pa.overlap,
@@ -91,7 +98,8 @@ def rate_table(
     start=None,
     stop=None,
     tail: float = 0.5,
-    metrics=("imbalance", "imbalance_diag", "imbalance_offdiag", "commutator", "commutator_aug"),
+    metrics=("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs", "commutator",
+             "commutator_aug"),
 ):
     """Fitted vs predicted decay rate of each metric of each pair (eqs. (22)–(27)).
 
@@ -127,9 +135,9 @@ def rate_table(
         act = activations.get(pair, "unknown")
         e = eps.get(pair, float(np.finfo(np.float32).eps)) if isinstance(eps, dict) else float(eps)
         floor = None
-        if "imbalance" in wide and "imbalance_rel" in wide:
+        if "imbalance_abs" in wide and "imbalance" in wide:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = wide["imbalance"].to_numpy() / wide["imbalance_rel"].to_numpy()
+                scale = wide["imbalance_abs"].to_numpy() / wide["imbalance"].to_numpy()
             floor = FLOOR_EPS_FACTOR * e * np.nan_to_num(scale, nan=0.0)
         for metric in metrics:
             if metric not in wide:

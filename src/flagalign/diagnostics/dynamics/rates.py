@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Metrics the ridge law speaks about (norms of D, eq. (11)).
-LAW_METRICS = ("imbalance", "imbalance_diag", "imbalance_offdiag")
+LAW_METRICS = ("imbalance_abs", "imbalance_diag_abs", "imbalance_offdiag_abs")
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,7 @@ def applicability(metric: str, activation: str, prediction: Prediction) -> tuple
     if activation == "linear":
         return True, prediction.reason
     if activation == "homogeneous":
-        if metric == "imbalance_diag":
+        if metric == "imbalance_diag_abs":
             return True, prediction.reason + "; per-neuron law of homogeneous activations (eq. 23)"
         return False, (
             "positively homogeneous activation: only diag(D) obeys the law; off-diagonal D is "

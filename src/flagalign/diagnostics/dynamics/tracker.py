@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from ..._arrays import input_eps
 from ..._threads import blas_threads
 from ...errors import InputError
+from ...models.labels import pair_id
 from .log import JsonlLog
 from .metrics import METRICS, pair_metrics, rate_table
 from .rates import Prediction, predict_from_optimizer
@@ -48,6 +49,13 @@ class TrackedPair:
 
     @property
     def name(self) -> str:
+        """The pair id of every output (docs/schema.md): the *weight* names, as in
+        ``pairs.csv`` of ``flagalign.analyze(model)`` — ``0.weight -> 2.weight``."""
+        return pair_id(f"{self.left}.weight", f"{self.right}.weight")
+
+    @property
+    def modules(self) -> str:
+        """The module form ``0 -> 2`` (accepted wherever a pair is looked up)."""
         return f"{self.left} -> {self.right}"
 
 
@@ -294,7 +302,7 @@ class AlignmentTracker:
         if pair is None:
             return self.pairs[0]
         for p in self.pairs:
-            if pair in (p.name, p.left):
+            if pair in (p.name, p.modules, p.left):
                 return p
         raise InputError(f"unknown pair {pair!r}; tracked: {[p.name for p in self.pairs]}")
 

@@ -10,10 +10,9 @@ docs/heads.md).
 * :mod:`.hook` — :func:`analysis_hook`, the heads part of ``flagalign analyze``.
 
 Figures are drawn by :mod:`flagalign.report.heads_figures` (registered from above with
-:func:`register_figure_writer`; diagnostics never imports report).
+:func:`flagalign.diagnostics._figures.register_drawer`; diagnostics never imports report).
 """
 
-from ._figure_writers import register_figure_writer
 
 from .bases import SUBSPACES, factored_svd, head_slices, layer_head_bases, shared_mask
 from .composition import KINDS, Composition, composition, composition_baseline
@@ -38,5 +37,4 @@ __all__ = [
     "shared_mask",
     "analysis_hook",
     "heads_table",
-    "register_figure_writer",
 ]

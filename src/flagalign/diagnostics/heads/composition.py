@@ -28,7 +28,6 @@ from ..._threads import blas_threads
 from ...errors import InputError
 from ...models.network import AttentionLayer, Network
 from .._figures import draw, html_card, spread
-from ._figure_writers import write_figures
 from .bases import as_network, head_slices
 from .controls import seeded_rotation
 
@@ -173,7 +172,7 @@ class Composition:
             files = [out.write_csv(f"composition_{self.kind}.csv", self.scores),
                      out.write_csv(f"composition_{self.kind}_layers.csv", self.layers)]
             if figures and not self.layers.empty:
-                files += write_figures(self, out)
+                files += draw("heads.files", self, out)
         return files
 
 

@@ -24,7 +24,6 @@ from ..._validate import check_seed
 from ...geometry.angles import overlap_baseline
 from ...models.network import Network
 from .._figures import draw, html_card, spread
-from ._figure_writers import write_figures
 from .bases import SUBSPACES, as_network, layer_head_bases, shared_mask
 from .controls import mixed_heads, random_init
 from .stats import effective_heads, effective_heads_baseline, mean_overlap_se, overlap_sums
@@ -120,6 +119,10 @@ class HeadOverlap:
 
     def to_markdown(self) -> str:
         """The per-layer table as GitHub markdown (trained vs control side by side if present)."""
+        return _markdown(self.summary_table())
+
+    def summary_table(self):
+        """The per-layer table, trained vs control side by side if present (a DataFrame)."""
         cols = ["layer", "heads", "head_dim", "mean_overlap", "baseline", "se", "z", "ratio",
                 "effective_heads", "effective_baseline", "most_redundant"]
         t = self.layers[cols].copy()
@@ -127,7 +130,7 @@ class HeadOverlap:
             c = self.control.layers.set_index("layer")
             t.insert(8, f"ratio_{self._ctag}", t["layer"].map(c["ratio"]))
             t.insert(10, f"eff_{self._ctag}", t["layer"].map(c["effective_heads"]))
-        return _markdown(t)
+        return t
 
     def save(self, out_dir, *, figures: bool = True, prefix: str = "heads") -> list[Path]:
         """Write ``{prefix}_layers.csv``, ``{prefix}_pairs.csv`` (and the control's, suffixed
@@ -141,7 +144,7 @@ class HeadOverlap:
                 files += [out.write_csv(f"{prefix}_layers{tag}.csv", res.layers),
                           out.write_csv(f"{prefix}_pairs{tag}.csv", res.pairs())]
             if figures:
-                files += write_figures(self, out, prefix=prefix)
+                files += draw("heads.files", self, out, prefix=prefix)
         return files
 
 
@@ -265,9 +268,11 @@ def head_overlap(
         want = {int(x) for x in layers}
         known = {a.layer for a in atts}
         if want - known:
-            raise InputError(
-                f"layers {sorted(want - known)} not found; attention layers are {sorted(known)}"
-            )
+            ks = sorted(known)
+            valid = (f"{ks[0]}-{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1))
+                     else ", ".join(map(str, ks)))
+            raise InputError(f"--layers {', '.join(map(str, sorted(want - known)))}: "
+                             f"this model's attention layers are {valid}")
         atts = [a for a in atts if a.layer in want]
     mats, shared, rows = {}, {}, []
     for attn in progress_iter(atts, not quiet, f"heads[{subspace}]"):

@@ -13,6 +13,7 @@ import re
 from ...errors import InputError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
+from ..symmetry import PERM
 from .registry import Family
 from .transformer import Block, add_embeddings_and_head, add_listed, build_transformer, linear, mat, norm
 
@@ -61,7 +62,11 @@ def build_bert(
                 ),
             )
         )
-    build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=head_dim, d_model=d_model)
+    # post-LN: the skip carries the LayerNorm output γ⊙n + β, so only permutations (moving γ, β)
+    # act on the stream (docs/theory.md eq. (72)); MLP activation from config.json (HF default gelu)
+    act = cfg.get("hidden_act", "gelu") if cfg else None
+    build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=head_dim, d_model=d_model, mlp_act=act,
+                      residual_symmetry=(PERM, PERM))  # fmt: skip
     embeddings = [f"{p}embeddings.{e}_embeddings.weight" for e in ("word", "position", "token_type")]
     add_embeddings_and_head(b, src, embeddings, None, "")
     if f"{p}pooler.dense.weight" in src:

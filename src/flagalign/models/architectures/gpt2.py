@@ -13,6 +13,7 @@ import re
 from ...errors import InputError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
+from ..symmetry import O, PERM
 from .registry import Family
 from .transformer import Block, add_embeddings_and_head, build_transformer, linear, mat, norm
 
@@ -64,7 +65,12 @@ def build_gpt2(
                 mlp_norm=norm(src, f"{L}.ln_2.weight", f"{L}.ln_2.bias"),
             )
         )
-    build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=d // heads, d_model=d)
+    # pre-norm LayerNorm stream: orthogonal maps fixing the all-ones direction when the gains are
+    # folded, permutations otherwise (docs/theory.md eq. (72)); MLP activation from the config
+    # (HF's default gelu_new when config.json omits it; unknown without a config)
+    act = cfg.get("activation_function", "gelu_new") if cfg else None
+    build_transformer(b, blocks, heads=heads, kv_heads=heads, head_dim=d // heads, d_model=d, mlp_act=act,
+                      residual_symmetry=(O, PERM))  # fmt: skip
     add_embeddings_and_head(b, src, [f"{p}wte.weight", f"{p}wpe.weight"], "lm_head.weight", "wte")
 
 

@@ -28,10 +28,15 @@ import numpy as np
 from ...errors import CorruptFileError
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
+from ..symmetry import O, SIGNED_PERM
 from .registry import Family
 from .transformer import Block, Mat, add_embeddings_and_head, build_transformer, linear, mat, norm
 
 __all__ = ["build_llama", "build_llama_hf", "build_llama_gguf", "unpermute_rotary", "FAMILY"]
+
+# pre-norm RMSNorm stream: O(d_model) with the gains folded into the readers, sign flips and
+# permutations (moving the gains) without folding (docs/theory.md eq. (72))
+_RESIDUAL = (O, SIGNED_PERM)
 
 _HF = re.compile(r"^(.*?)layers\.(\d+)\.self_attn\.q_proj\.weight$")
 _GG = re.compile(r"^blk\.(\d+)\.attn_q\.weight$")
@@ -76,7 +81,8 @@ def build_llama_hf(
                 mlp_norm=norm(src, f"{L}.post_attention_layernorm.weight"),
             )
         )
-    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
+    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model,
+                      residual_symmetry=_RESIDUAL)  # fmt: skip
     add_embeddings_and_head(b, src, [f"{p}embed_tokens.weight"], "lm_head.weight", "embed_tokens")
 
 
@@ -148,7 +154,8 @@ def build_llama_gguf(b: GraphBuilder, src: TensorSource, cfg: dict) -> None:
                 mlp_norm=norm(src, f"{L}.ffn_norm.weight"),
             )
         )
-    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model)
+    build_transformer(b, blocks, heads=heads, kv_heads=kv_heads, head_dim=head_dim, d_model=d_model,
+                      residual_symmetry=_RESIDUAL)  # fmt: skip
     add_embeddings_and_head(b, src, ["token_embd.weight"], "output.weight", "token_embd")
 
 

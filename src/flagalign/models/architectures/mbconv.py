@@ -35,6 +35,7 @@ import re
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 from .convlayers import add_conv, depthwise_diag
+from ..symmetry import GL, PERM, UNKNOWN
 from .registry import Family
 
 __all__ = ["build_mbconv", "MOBILENETV2", "EFFICIENTNET"]
@@ -83,6 +84,11 @@ def build_mbconv(b: GraphBuilder, src: TensorSource, arch: str) -> None:
     eps = 1e-3 if arch == "efficientnet" else 1e-5  # BatchNorm eps of each reference implementation
     writer = add_conv(b, src, stem[0], bn=stem[1], eps=eps)[0]
     prev_res = False
+    # symmetries (docs/theory.md eq. (71)): ReLU6 / swish after the stem, the expansion and the
+    # head admit permutations only; the linear bottleneck written by a project conv (BatchNorm
+    # folded, no activation) admits GL(C) — unless an unfolded BatchNorm sits in it (unknown)
+    bottleneck = GL if fold else UNKNOWN
+    from_stem = True
     for n, exp, dw, proj in blocks:
         c_in = src.shape(exp[0])[1] if exp else src.shape(dw[0])[0]
         residual = c_in == src.shape(proj[0])[0]
@@ -98,20 +104,25 @@ def build_mbconv(b: GraphBuilder, src: TensorSource, arch: str) -> None:
         pw = add_conv(b, src, proj[0], bn=proj[1], in_diag=diag, eps=eps)[0]
         reader = add_conv(b, src, exp[0], bn=exp[1], eps=eps)[0] if exp else pw
         kind = "residual" if (residual or prev_res) else "conv"
-        b.pair(writer, reader, kind, note=f"into block {n}")
+        # no expansion: the reader is project with the depthwise conv (and its activation) folded
+        sym = PERM if (from_stem or not exp) else bottleneck
+        b.pair(writer, reader, kind, note=f"into block {n}", symmetry=sym)
         if exp:
             b.pair(
                 reader,
                 pw,
                 "conv",
                 note=f"inside block {n} (depthwise folded)" if fold else f"inside block {n}",
+                symmetry=PERM,
             )
-        writer, prev_res = pw, residual
+        writer, prev_res, from_stem = pw, residual, False
     h = add_conv(b, src, head[0], bn=head[1], eps=eps)[0]
-    b.pair(writer, h, "residual" if prev_res else "conv", note="into the head conv")
+    b.pair(writer, h, "residual" if prev_res else "conv", note="into the head conv",
+           symmetry=PERM if from_stem else bottleneck)  # fmt: skip
     if fc[0] in src:
         b.pair(
-            h, add_conv(b, src, fc[0], bias_key=fc[1])[0], "conv", note="head -> classifier (after pooling)"
+            h, add_conv(b, src, fc[0], bias_key=fc[1])[0], "conv", note="head -> classifier (after pooling)",
+            symmetry=PERM,
         )
 
 

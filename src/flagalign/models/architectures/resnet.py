@@ -19,6 +19,7 @@ import re
 from ..graph import GraphBuilder
 from ..sources.base import TensorSource
 from .convlayers import add_conv
+from ..symmetry import POS_DIAG, UNKNOWN
 from .registry import Family
 
 __all__ = ["build_resnet", "FAMILY"]
@@ -32,6 +33,10 @@ def build_resnet(b: GraphBuilder, src: TensorSource, cfg: dict | None = None, **
         key=lambda t: (t[1], t[2]),
     )
     p = found[0][0]
+    # ReLU after every folded BatchNorm (and after each residual addition; max- and average-pooling
+    # commute with positive scalings): positive diagonal × permutation (docs/theory.md eq. (71)).
+    # An unfolded BatchNorm between the matrices absorbs scalings on each side separately: unknown.
+    sym = POS_DIAG if b.fold_norms else UNKNOWN
     writers: list[str] = []
     if f"{p}conv1.weight" in src:
         writers = [add_conv(b, src, f"{p}conv1.weight", bn=f"{p}bn1")[0]]
@@ -51,14 +56,14 @@ def build_resnet(b: GraphBuilder, src: TensorSource, cfg: dict | None = None, **
             new_writers.append(ds[0])
         for w in writers:
             for r in readers:
-                b.pair(w, r, "residual", note=f"stream into layer{i}.{j}")
+                b.pair(w, r, "residual", note=f"stream into layer{i}.{j}", symmetry=sym)
         for (wa, _), (_, rb) in zip(convs, convs[1:]):
-            b.pair(wa, rb, "conv", note=f"inside layer{i}.{j}")
+            b.pair(wa, rb, "conv", note=f"inside layer{i}.{j}", symmetry=sym)
         writers = new_writers
     if f"{p}fc.weight" in src:
         fc = add_conv(b, src, f"{p}fc.weight", bias_key=f"{p}fc.bias")[0]
         for w in writers:
-            b.pair(w, fc, "residual", note="stream into the classifier (after average pooling)")
+            b.pair(w, fc, "residual", note="stream into the classifier (after average pooling)", symmetry=sym)
 
 
 FAMILY = Family(

@@ -24,6 +24,7 @@ import numpy as np
 from ..graph import GraphBuilder
 from ..network import AttentionLayer
 from ..sources.base import TensorSource
+from ..symmetry import GL, NONZERO_DIAG, UNKNOWN, activation_symmetry
 from .convlayers import zero_gain_message
 
 __all__ = ["Mat", "Norm", "Block", "mat", "linear", "norm", "build_transformer", "add_listed",
@@ -243,14 +244,32 @@ def add_ov_pairs(
     group = heads // kv_heads
     for h in range(heads):
         o_h = _head_slice(b, o, f"{o}[head{h}]", slice(h * head_dim, (h + 1) * head_dim), 1, "head_slice")
-        b.pair(v_heads[h // group], o_h, "ov", note=f"layer {layer} head {h}", depth=depth)
+        b.pair(v_heads[h // group], o_h, "ov", note=f"layer {layer} head {h}", depth=depth, symmetry=GL)
 
 
 def build_transformer(
-    b: GraphBuilder, blocks: list[Block], *, heads: int, kv_heads: int, head_dim: int, d_model: int
+    b: GraphBuilder,
+    blocks: list[Block],
+    *,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    d_model: int,
+    mlp_act: str | None = None,
+    residual_symmetry: tuple[str, str] = (UNKNOWN, UNKNOWN),
 ) -> None:
-    """Add every block's matrices, head slices, stacked readers and pairs to ``b``."""
+    """Add every block's matrices, head slices, stacked readers and pairs to ``b``.
+
+    Symmetries (docs/theory.md eqs. (71)–(73)): ``ov`` pairs GL(d_head); ``mlp`` pairs
+    nonzero-diag×perm for a gated MLP (the up branch enters linearly), else the group of
+    ``mlp_act`` (``unknown`` when None); ``residual`` pairs ``residual_symmetry[0]`` when the
+    reader's norm is folded, ``[1]`` when it is not, ``unknown`` when the reader has no norm."""
     fold = b.fold_norms
+    mlp_sym = NONZERO_DIAG if any(blk.gate is not None for blk in blocks) else activation_symmetry(mlp_act)
+
+    def res_sym(nrm: Norm | None) -> str:
+        return UNKNOWN if nrm is None else residual_symmetry[0 if fold else 1]
+
     qkv_names: list[str] = []
     added: list[dict[str, str]] = []
     for blk in blocks:
@@ -283,9 +302,10 @@ def build_transformer(
         add_ov_pairs(b, n, names["v"], names["o"], heads=heads, kv_heads=kv_heads, head_dim=head_dim, depth=n)
         readers = ["up"] + (["gate"] if "gate" in names else [])
         for r in readers:
-            b.pair(names["o"], names[r], "residual", note=f"layer {n}: attention out -> MLP {r}", depth=n)
+            b.pair(names["o"], names[r], "residual", note=f"layer {n}: attention out -> MLP {r}", depth=n,
+                   symmetry=res_sym(blk.mlp_norm))  # fmt: skip
         for r in readers:
-            b.pair(names[r], names["down"], "mlp", note=f"layer {n}: {r} -> down", depth=n)
+            b.pair(names[r], names["down"], "mlp", note=f"layer {n}: {r} -> down", depth=n, symmetry=mlp_sym)
         if i + 1 < len(blocks):
             b.pair(
                 names["down"],
@@ -293,4 +313,5 @@ def build_transformer(
                 "residual",
                 note=f"layer {n} MLP out -> layer {blocks[i + 1].index} attention in",
                 depth=n,
+                symmetry=res_sym(blocks[i + 1].attn_norm),
             )
