@@ -58,6 +58,19 @@ def test_engine_matches_reference_and_jobs_are_identical(run_dir, tmp_path):
         got = one[(one.step == 30) & (one.pair == p.name)].set_index("metric").value
         for m in METRICS:
             assert got[m] == pytest.approx(ref[m], rel=1e-9, abs=1e-12), (p.name, m)
+    # flags.csv from the checkpoint tasks' flag files = FlagHistory.add on each checkpoint
+    from flagalign.commands.trajectory import list_checkpoints
+    from flagalign.diagnostics.flag_drift import FlagHistory
+
+    hist = FlagHistory()
+    for step, path in list_checkpoints(run_dir):
+        hist.add(step, path.name, load(str(path)))
+    flags = pd.read_csv(tmp_path / "one" / "flags.csv").drop(columns=["run_id"], errors="ignore")
+    ref_flags = hist.table()
+    assert list(flags.columns) == list(ref_flags.columns) and len(flags) == len(ref_flags)
+    for c in ("distance_prev", "distance_mean", "baseline"):
+        np.testing.assert_allclose(flags[c].to_numpy(float), ref_flags[c].to_numpy(float),
+                                   rtol=1e-12, atol=1e-15, equal_nan=True)
     recs = (tmp_path / "one" / "trajectory.jsonl").read_text().splitlines()
     assert json.loads(recs[0])["format"].startswith("flagalign-trajectory")
     assert sorted(json.loads(r)["step"] for r in recs[1:]) == [10, 20, 30, 40, 50, 60]
@@ -68,6 +81,10 @@ def test_a_cut_run_resumes_from_the_records_on_disk(run_dir, tmp_path):
     lines = (tmp_path / "full" / "trajectory.jsonl").read_text().splitlines(keepends=True)
     cut = tmp_path / "cut"
     cut.mkdir()
+    import shutil
+
+    # each record's flags file is written before the record (a killed run leaves both)
+    shutil.copytree(tmp_path / "full" / "trajectory-flags", cut / "trajectory-flags")
     kept = json.loads(lines[2])  # step 20 (lines: header, 10, 20, ...)
     kept["pairs"][0]["values"]["overlap"] = 0.123456789  # a marker: a skipped record is reused
     torn = lines[3][: len(lines[3]) // 2]  # killed half-way through writing step 30
