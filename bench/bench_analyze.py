@@ -45,7 +45,7 @@ def worker_flagalign(model: str) -> dict:
 
     t = time.perf_counter()
     c = _cpu_s()
-    an = d.analyze(model, progress=False, heads=False)
+    an = d.analyze(model, progress=False, heads=False, jobs=1)  # one thread, in process
     t_an = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as out:
         an.save(out, formats=("csv", "json", "html"))

@@ -194,6 +194,34 @@ def test_lost_dims_planted_and_invariant(seed, lost):
     assert lost_dims(S @ W, Wn @ np.linalg.inv(S)) == lost
 
 
+def test_lost_dims_threshold_includes_the_basis_error():
+    """Regression (seed 14946889, lost = 2): after S = P·diag(d) the basis Q of col(SW) carries
+    the SVD's error ≈ max(shape)·ε·σ₁/σ_r (Wedin) into W_next Q, which put σ₅(W_next Q) = 1.5e-14
+    above the bare threshold rtol_n·σ₁(W_next) = 1.25e-14; eq. (12)'s threshold adds that term."""
+    import scipy.linalg as sla
+
+    from flagalign.geometry.lost import basis_error
+
+    rng = np.random.default_rng(14946889)
+    W, Wn = _planted_lost(rng, 10, 6, 2)
+    assert lost_dims(W, Wn) == 2
+    G = well_conditioned(10, rng)
+    assert lost_dims(G @ W, Wn @ np.linalg.inv(G)) == 2
+    d = np.exp(rng.uniform(-1, 1, 10))
+    S = np.eye(10)[rng.permutation(10)] @ np.diag(d)
+    Ws, Wns = S @ W, Wn @ np.linalg.inv(S)
+    assert lost_dims(Ws, Wns) == 2
+    # the term is what made the difference: the bare threshold would count 1
+    u, s, _ = sla.svd(Ws, full_matrices=False)
+    q = u[:, :6]
+    sv = sla.svdvals(Wns @ q)
+    s_next = sla.svdvals(Wns)[0]
+    bare = 10 * np.finfo(float).eps
+    tol = bare + basis_error(Ws.shape, s[0], s[5])
+    assert 6 - int(np.count_nonzero(sv > tol * s_next)) == 2
+    assert pair_alignment(Ws, Wns, k=2).lost_dims == 2
+
+
 def test_lost_dims_uses_the_stored_dtype_tolerance():
     """A direction written at 1e-8 relative is below float32's rank tolerance (eq. (3)): stored
     as float32 it is not part of col W, so W_next ignoring it loses nothing; the same numbers

@@ -78,6 +78,16 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized SVD")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="BLAS threads (default: the BLAS default; needs threadpoolctl)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=None,
+                   help="worker processes, one BLAS thread each (default: physical cores; "
+                   "1: in process)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run on a Dask cluster (pip install 'flagalign[dask]'; docs/scaling.md)")
+    p.add_argument("--device", choices=("cpu", "cpu-torch", "cuda"), default="cpu",
+                   help="where factors and pair products are computed: numpy on the CPU "
+                   "(default), torch.linalg on a CUDA GPU, or the torch code on the CPU")
+    p.add_argument("--precision", choices=("float64", "float32"), default="float64",
+                   help="compute precision of --device cuda/cpu-torch (default float64)")
     p.add_argument("--gauge", choices=("stored", "balanced"), default="stored",
                    help="stored: measure the weights as stored; balanced: first move the network to "
                         "the canonical representative of its hidden-layer symmetries (docs/theory.md "
@@ -117,6 +127,10 @@ def run(args) -> int:
             progress=not args.quiet,
             heads=not args.no_heads,
             seed=args.seed,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            device=None if args.device == "cpu" else args.device,
+            precision=args.precision,
             gauge=None if args.gauge == "stored" else args.gauge,
         )
         paths = an.save(tx, formats=formats)

@@ -7,10 +7,18 @@ contains a step number (the last integer in the name: ``step_100.pt``, ``checkpo
 ``--lr/--weight-decay [--momentum]`` give the predicted rate (eqs. (22), (25)); the law is only
 asserted for pairs whose activation you state with ``--activation``.
 
-Writes ``trajectory.csv`` (long: step, checkpoint, pair, metric, value), ``rates.csv``,
-``flags.csv`` (each matrix's output / input flag distance to the previous checkpoint and to the
-flag mean over checkpoints, eqs. (66)–(67); :mod:`flagalign.diagnostics.flag_drift`) and
-``trajectory.png`` under ``--out`` (default ``flagalign-out/trajectory-<dir name>``).
+Each checkpoint is one task on the ``analyze`` engine (one factor task per matrix, the one pair
+assembler), run in ``--jobs`` worker processes (one BLAS thread each) or on a Dask cluster
+(``--scheduler``); each completed checkpoint is appended at once to ``trajectory.jsonl`` under
+``--out``, and a rerun with the same ``--out`` and ``--k`` skips the checkpoints already there
+(``--fresh`` starts over), so a long run that was stopped resumes.
+
+Writes ``trajectory.jsonl`` (one record per checkpoint; each checkpoint's flags in
+``trajectory-flags/step_<N>.npz``), ``trajectory.csv`` (long: step, checkpoint, pair, metric,
+value), ``rates.csv``, ``flags.csv`` (each matrix's output / input flag distance to the previous
+checkpoint and to the flag mean over checkpoints, eqs. (66)–(67);
+:mod:`flagalign.diagnostics.flag_drift`) and ``trajectory.png`` under ``--out`` (default
+``flagalign-out/trajectory-<dir name>``).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import re
 from pathlib import Path
 
 from .._progress import progress_bar
-from ..errors import FlagalignError, InputError, ShapeMismatchError, SourceNotFoundError
+from ..errors import InputError, ShapeMismatchError, SourceNotFoundError
 
 __all__ = ["register", "run", "list_checkpoints"]
 
@@ -84,6 +92,12 @@ def register(subparsers) -> None:
     p.add_argument("--activation", choices=("linear", "homogeneous", "other", "unknown"),
                    default="unknown", help="activation between paired layers (asserts the law)")  # fmt: skip
     p.add_argument("--tail", type=float, default=0.5, help="fit on this last fraction of the steps")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes, one checkpoint each (default: physical cores)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run the checkpoints on a Dask cluster (docs/scaling.md)")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore checkpoints already in OUT/trajectory.jsonl (default: resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -113,57 +127,67 @@ def _prediction(args):
 
 
 def run(args) -> int:
+    from .._parallel import check_jobs
+
     if not (0 < args.tail <= 1):
         raise InputError(f"--tail must be in (0, 1], got {args.tail}")
+    jobs = check_jobs(getattr(args, "jobs", None))
     ckpts = list_checkpoints(args.checkpoint_dir)
     pred = _prediction(args)
     out = args.out or Path("flagalign-out") / f"trajectory-{args.checkpoint_dir.resolve().name}"
     from .._output import OutputFolder
 
     with OutputFolder(out, set_name="trajectory").open() as tx:  # exit 2 before the work
-        return _run(args, ckpts, pred, tx)
+        return _run(args, ckpts, pred, tx, jobs, Path(out))
 
 
-def _run(args, ckpts, pred, tx) -> int:
-    """Measure every checkpoint, then stage the outputs in ``tx`` (committed by :func:`run`)."""
+def _run(args, ckpts, pred, tx, jobs, out) -> int:
+    """Measure every checkpoint (records appended to ``trajectory.jsonl`` as they complete, kept
+    across runs: the resume log, outside the transaction), then stage the outputs in ``tx``
+    (committed by :func:`run`)."""
     import pandas as pd
 
-    from .. import load
-    from ..diagnostics.dynamics.metrics import METRICS, pair_metrics, rate_table
+    from ..diagnostics.analysis.checkpoints import FORMAT, read_records
+    from ..diagnostics.dynamics.metrics import METRICS, rate_table
+
+    jsonl = out / "trajectory.jsonl"
+    header = {"format": FORMAT, "k": args.k}
+    flags_dir = out / "trajectory-flags"
+    if getattr(args, "fresh", False):
+        if jsonl.exists():
+            jsonl.unlink()
+        import shutil
+
+        shutil.rmtree(flags_dir, ignore_errors=True)
+    try:
+        done = read_records(jsonl, header)
+    except ValueError as exc:
+        raise InputError(f"{exc}; pass --fresh or another --out") from None
+    names = {s: p.name for s, p in ckpts}
+    done = {s: r for s, r in done.items() if names.get(s) == r["checkpoint"]
+            and (flags_dir / f"step_{s}.npz").exists()}
+    records = _run_checkpoints(ckpts, done, args, jobs, jsonl, header, flags_dir)
+    shapes: dict = {}
+    rows, ks, dtypes = [], {}, {}
+    from ..diagnostics.analysis.checkpoints import load_flags
     from ..diagnostics.flag_drift import FlagHistory
 
-    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
-    rows, ks, dtypes, shapes = [], {}, {}, {}
     drift = FlagHistory(k=args.k)
     for step, path in ckpts:
-        try:
-            net = load(str(path))
-        except FlagalignError as exc:  # name the checkpoint, not just the file inside it
-            raise type(exc)(f"checkpoint {path}: {exc}") from None
-        if not net.pairs:
-            raise InputError(f"{path}: no adjacent pairs found in this checkpoint")
-        for pair in net.pairs:
-            name = pair.name
-            shp = (net.matrices[pair.left].shape, net.matrices[pair.right].shape)
+        rec = records[step]
+        for pr in rec["pairs"]:
+            name = pr["pair"]
+            shp = tuple(tuple(x) for x in pr["shapes"])
             first = shapes.setdefault(name, (shp, path))
             if first[0] != shp:
                 raise ShapeMismatchError(
                     f"checkpoint {path}: pair {name} has shapes {shp[0]}, {shp[1]}, but checkpoint "
                     f"{first[1]} has {first[0][0]}, {first[0][1]}; trajectory needs one architecture"
                 )
-            try:
-                vals, k = pair_metrics(net.matrix(pair.left), net.matrix(pair.right),
-                                       net.bias(pair.left), k=ks.get(name, args.k))  # fmt: skip
-            except FlagalignError as exc:
-                raise type(exc)(f"checkpoint {path}: pair {name}: {exc}") from None
-            ks[name] = k
-            dtypes[name] = net.matrices[pair.left].dtype
-            rows.extend((step, path.name, name, m, float(vals[m])) for m in METRICS)
-        drift.add(step, path.name, net)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            ks.setdefault(name, pr["k"])
+            dtypes[name] = pr["dtype"]
+            rows.extend((step, path.name, name, m, float(pr["values"][m])) for m in METRICS)
+        drift.add_flags(step, path.name, load_flags(flags_dir / f"step_{step}.npz"))
     hist = pd.DataFrame(rows, columns=["step", "checkpoint", "pair", "metric", "value"])
     from .._arrays import input_eps
 
@@ -185,9 +209,63 @@ def _run(args, ckpts, pred, tx) -> int:
     print_frame(show, columns=cols, max_rows=200)
     print(f"prediction: {pred.reason}")
     _print_flags(flags, pd)
+    print(f"wrote {jsonl}")
     for f in files:
         print(f"wrote {f}")
     return 0
+
+
+def _run_checkpoints(ckpts, done, args, jobs, jsonl, header, flags_dir) -> dict:
+    """{step: record} for every checkpoint: those in ``done`` as read, the first one (which fixes
+    each pair's k) first, the rest in a pool when ``--jobs`` > 1 or ``--scheduler``; each record
+    is appended to ``jsonl`` as soon as it completes."""
+    from ..diagnostics.analysis.checkpoints import append_record, checkpoint_job
+
+    records = dict(done)
+    bar = progress_bar(len(ckpts), not args.quiet, "checkpoints")
+    if bar is not None and records:
+        bar.update(len(records))
+
+    def finish(rec):
+        append_record(jsonl, rec, header)
+        records[rec["step"]] = rec
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        step0, path0 = ckpts[0]
+        if step0 not in records:
+            finish(checkpoint_job(path0, step0, None, args.k, str(flags_dir)))
+        ks = {p["pair"]: p["k"] for p in records[step0]["pairs"]}
+        todo = [(s, p) for s, p in ckpts if s not in records]
+        scheduler = getattr(args, "scheduler", None)
+        if todo and (scheduler is not None or (jobs > 1 and len(todo) > 1)):
+            from .._parallel import make_pool
+
+            pool = make_pool(jobs, scheduler)
+            try:
+                inflight, it = {}, iter(todo)
+                cap = 2 * pool.workers
+                while True:
+                    for s, p in it:
+                        inflight[pool.submit(checkpoint_job, str(p), s, ks, args.k,
+                                             str(flags_dir))] = s
+                        if len(inflight) >= cap:
+                            break
+                    if not inflight:
+                        break
+                    for fut in pool.wait_first(inflight):
+                        inflight.pop(fut)
+                        finish(fut.result())
+            finally:
+                pool.close()
+        else:
+            for s, p in todo:
+                finish(checkpoint_job(p, s, ks, args.k, str(flags_dir)))
+    finally:
+        if bar is not None:
+            bar.close()
+    return records
 
 
 def _print_flags(flags, pd) -> None:

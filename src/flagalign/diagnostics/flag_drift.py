@@ -101,6 +101,14 @@ class FlagHistory:
                 self._flags.setdefault((name, side), []).append(
                     (step, checkpoint, None if flags is None else flags[idx]))
 
+    def add_flags(self, step: int, checkpoint: str, flags: dict) -> None:
+        """Record precomputed ``{matrix: (output flag, input flag) or None}`` (what :meth:`add`
+        computes; ``trajectory`` gets them from its checkpoint tasks)."""
+        for name, fl in flags.items():
+            for side, idx in (("out", 0), ("in", 1)):
+                self._flags.setdefault((name, side), []).append(
+                    (step, checkpoint, None if fl is None else fl[idx]))
+
     def table(self) -> pd.DataFrame:
         """One row per (checkpoint, matrix, side): :data:`FLAG_HISTORY_COLUMNS`."""
         rows = []

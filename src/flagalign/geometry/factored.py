@@ -37,6 +37,7 @@ from .._arrays import as_float64
 from ..errors import InputError, ShapeMismatchError
 from ._basis import rank_from_singular_values, rank_rtol
 from .imbalance import Imbalance
+from .lost import basis_error, lost_dims_at
 
 __all__ = ["PairProducts", "pair_products", "qr_factor"]
 
@@ -146,7 +147,7 @@ def _skew_norm(c: np.ndarray) -> float:
 
 
 def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: float,
-                 rtol_n: float) -> tuple[int, int]:
+                 rtol_n: float, n_rows: int = 0) -> tuple[int, int]:
     """(lost_dims, rank W) of eq. (19). ``r1`` = R₁[:i, :i] (upper triangular: W = Q[:, :i] r1),
     ``r2top`` = R₂[:i] (so W_next·Q[:, :i] = r2topᵀ), ``r2`` = R₂ (σ(W_next) = σ(R₂))."""
     if r1.size == 0:
@@ -162,15 +163,18 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
         return r, r
     if r == r1.shape[0]:  # full column rank: Q[:, :i] is a basis of col W, W_next·Q[:, :i] = r2topᵀ
         s = sla.svdvals(r2top, check_finite=False)
+        tol = rtol_n
     else:
         u1 = sla.svd(r1, full_matrices=False, lapack_driver="gesdd", check_finite=False)[0]
         s = sla.svdvals(r2top.T @ u1[:, :r], check_finite=False)
-    return r - rank_from_singular_values(s, rtol_n, scale=s_next[0]), r
+        # U₁ᵣ carries the SVD's basis error into W_next·Q U₁ᵣ (eq. (12))
+        tol = rtol_n + basis_error((n_rows, r1.shape[1]), s1[0], s1[r - 1])
+    return r - rank_from_singular_values(s, tol, scale=s_next[0]), r
 
 
 def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
                   rtol_w: float | None = None, rtol_n: float | None = None,
-                  lost: bool = True) -> PairProducts:
+                  lost: bool = True, small_only: bool = False) -> PairProducts | None:
     """Commutator (eq. (10)), imbalance (eq. (11)) and lost_dims (eq. (12)) of one pair, from one
     Householder QR of X = [W, b, W_nextᵀ] when it is narrower than the hidden space
     (docs/theory.md §1.6, eqs. (16)–(19)); nothing n×n is formed then.
@@ -194,6 +198,8 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         and stored dtypes (as :func:`flagalign.geometry.lost_dims`).
     lost : bool
         Compute lost_dims (one SVD of an m×i matrix and two small ``svdvals``).
+    small_only : bool
+        Return None instead of taking the ``dense`` route (the caller has its own n×n path).
 
     Returns
     -------
@@ -227,6 +233,8 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         got = _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n)
         if got is not None:
             return got
+    if small_only:
+        return None
     return _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n)
 
 
@@ -281,7 +289,7 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
                     relative=full / denom if denom > 0 else float("nan"))
     lost_d, rank_w = (None, None)
     if lost:
-        lost_d, rank_w = _lost_from_r(r1, r2[:i], r2, rtol_w, rtol_n)
+        lost_d, rank_w = _lost_from_r(r1, r2[:i], r2, rtol_w, rtol_n, n)
     return PairProducts(n=n, m=m, route="qr", commutator=float(comm), imbalance=imb,
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(off, denom, full), lost_dims=lost_d,
@@ -297,7 +305,6 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
     """eq. (16b): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
     M = W_next W̃ (nothing n×n), or None when a subtraction would cancel (the caller then forms
     the n×n Grams)."""
-    from .pair import lost_dims_at
 
     i = w.shape[1]
     wt = w if b is None else np.column_stack([w, b])
@@ -344,7 +351,6 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
 
 
 def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -> PairProducts:
-    from .pair import lost_dims_at
 
     a = w @ w.T if g_w is None else g_w
     bb = wn.T @ wn if g_next is None else g_next

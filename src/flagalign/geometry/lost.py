@@ -21,7 +21,19 @@ from ..errors import ShapeMismatchError
 from ._basis import orthonormal_basis, rank_from_singular_values, rank_rtol
 from .gram import gram_rounding, min_singular_value_exceeds
 
-__all__ = ["lost_dims", "lost_dims_at", "lost_dims_from_factors"]
+__all__ = ["lost_dims", "lost_dims_at", "lost_dims_from_factors", "basis_error"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def basis_error(shape, s1: float, s_r: float) -> float:
+    """Relative error that a float64 SVD basis Q of col W (rank r) carries into W_next·Q:
+    ‖ΔQ‖₂ ≲ max(shape)·ε₆₄·σ₁(W)/σ_r(W) (Wedin's sin θ theorem with the backward error
+    max(shape)·ε₆₄·σ₁ of the SVD; docs/theory.md, eq. (12)). σ(W_next Q) moves by at most
+    σ₁(W_next)·‖ΔQ‖₂, so eq. (12)'s threshold is (rtol_n + basis_error)·σ₁(W_next)."""
+    if not s_r > 0.0:
+        return 0.0
+    return float(max(shape)) * _EPS * float(s1) / float(s_r)
 
 
 def lost_dims(W, W_next, tol: float | None = None) -> int:
@@ -44,14 +56,19 @@ def lost_dims_at(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float) ->
     """eq. (12) on float64 arrays at explicit relative rank tolerances: r − rank(W_next Q) with Q
     an orthonormal basis (SVD) of col W at ``rtol_w`` and σ(W_next Q) counted above
     ``rtol_n``·σ₁(W_next)."""
-    q = orthonormal_basis(w, name="W", rtol=rtol_w)
-    if q.shape[1] == 0:
+    if w.shape[1] == 0 or w.shape[0] == 0:
         return 0
+    u, sw, _ = sla.svd(w, full_matrices=False, lapack_driver="gesdd")
+    r = rank_from_singular_values(sw, rtol_w)
+    if r == 0:
+        return 0
+    q = u[:, :r]
     s_next = sla.svdvals(wn)
     if s_next.size == 0 or s_next[0] == 0.0:
-        return q.shape[1]
+        return r
     s = sla.svdvals(wn @ q)
-    return int(q.shape[1] - rank_from_singular_values(s, rtol_n, scale=s_next[0]))
+    tol = rtol_n + basis_error(w.shape, sw[0], sw[r - 1])
+    return int(r - rank_from_singular_values(s, tol, scale=s_next[0]))
 
 
 def _rank_of(f, shape, rtol: float) -> int | None:
@@ -140,16 +157,19 @@ def lost_dims_from_factors(W, Wn, left, right, rtol_w: float, rtol_n: float, m=N
     if r == W.shape[0] and full_right:
         # col W = ℝⁿ: Q is square orthogonal, so σ(W'Q) = σ(W'), already known
         sv = right.s
-    elif full_right and right.s.size < Wn.shape[0]:
+        return int(r - rank_from_singular_values(sv, rtol_n, s_next0))
+    # Q = U_r carries the SVD's basis error into W'Q (eq. (12))
+    tol = rtol_n + basis_error(W.shape, s[0], s[r - 1])
+    if full_right and right.s.size < Wn.shape[0]:
         # σ(W'Q) = σ(S Vᵀ Q) with W' = U S Vᵀ: a smaller matrix than W'Q
         sv = sla.svdvals((right.s[:, None] * right.V.T) @ left.U[:, :r])
     else:
         x = Wn @ left.U[:, :r]
-        got = _certified_full_rank(x, rtol_n * s_next0, s_next0)
+        got = _certified_full_rank(x, tol * s_next0, s_next0)
         if got is not None:
             return int(r - got)
         sv = sla.svdvals(x)
-    return int(r - rank_from_singular_values(sv, rtol_n, s_next0))
+    return int(r - rank_from_singular_values(sv, tol, s_next0))
 
 
 def _certified_full_rank(x: np.ndarray, tau: float, norm_ub: float) -> int | None:

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .random import haar_stiefel
 
 __all__ = ["NullEstimate", "commutator_null", "commutator_null_sq", "commutator_null_rms",
-           "MIN_SAMPLES"]
+           "commutator_null_rms_from_moments", "MIN_SAMPLES"]
 
 #: Fewest draws before an early stop (``rel_se``) may end the Monte Carlo.
 MIN_SAMPLES = 8
@@ -197,6 +197,16 @@ def commutator_null_rms(A, B) -> float:
         return 0.0
     return float(np.sqrt(_null_sq(float(np.trace(A)), float(np.sum(A * A)),
                                   float(np.trace(B)), float(np.sum(B * B)), n)))
+
+
+def commutator_null_rms_from_moments(tr_a: float, fro2_a: float, tr_b: float, fro2_b: float,
+                                     n: int) -> float:
+    """:func:`commutator_null_rms` from the four moments it uses (eq. (50)): tr A = ‖W‖²_F,
+    ‖A‖²_F = ‖WᵀW‖²_F (or ‖R₁ᵀR₁‖²_F of a QR), tr B, ‖B‖²_F — so a pair whose Grams are never
+    formed (docs/theory.md §1.6) gets its null in O(n·r)."""
+    if n <= 0:
+        return 0.0
+    return float(np.sqrt(_null_sq(float(tr_a), float(fro2_a), float(tr_b), float(fro2_b), int(n))))
 
 
 # -- overlap and imbalance nulls, z-scores and verdicts (docs/theory.md eqs. (77)–(79)) ----------

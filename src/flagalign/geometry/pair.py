@@ -25,7 +25,8 @@ from .flags import flag_table
 from .gauge import GL, angles_gauge_dependent, balance_pair, check_gauge, check_symmetry, product_spectrum
 from .imbalance import Imbalance, imbalance_from_grams
 from .lost import lost_dims, lost_dims_at, lost_dims_from_factors
-from .nulls import commutator_null_rms
+from .nulls import commutator_null_rms, commutator_null_rms_from_moments
+from .factored import QR_RATIO, pair_products
 from .pair_flags import format_flag_type, pair_flags
 from ._scaling import gram_observables, pow2_scale
 from .gram import _GRAM_SAFE
@@ -36,6 +37,10 @@ __all__ = ["PairAlignment", "assemble_pair", "pair_alignment", "lost_dims", "los
 
 #: Upper bound of the default k (eq. (14)).
 MAX_DEFAULT_K = 64
+
+#: Use the small-Gram route (eq. (16b)) for wide pairs without a reusable n×n Gram.
+GRAM_ROUTE = True
+
 
 def default_k(n: int, rank: int) -> int:
     """Default flag depth k = max(1, min(64, ⌊n/4⌋, rank)) (eq. (14)).
@@ -201,6 +206,30 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
     overlap = float(np.sum(cos**2) / k)
     baseline = overlap_baseline(k, k, n)
     method = "randomized" if "randomized" in (left.method, right.method) else "exact"
+    fl = pair_flags(u, left.s, W, dtypes[0], v, right.s, Wn, dtypes[1])
+    nb = 0 if bias is None else 1
+    qr_route = W.shape[1] + nb + Wn.shape[0] <= QR_RATIO * n
+    if qr_route and _grams_representable(W, Wn, bias):
+        # a narrow pair (rank ≤ i + 1 + o ≪ n): eqs. (10)–(12) from one Householder QR of
+        # [W, b, W'ᵀ], nothing n×n, peak memory O(n·(i + o)) (docs/theory.md §1.6)
+        pp = pair_products(W, Wn, bias=bias, rtol_w=rtol_w, rtol_n=rtol_n, lost=True)
+        null = commutator_null_rms_from_moments(
+            np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
+            pp.norm_b**2, n)
+        return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, pp.commutator,
+                          pp.imbalance, int(pp.lost_dims), null, fl)
+    reuse = getattr(left, "gram_side", None) == "out" or getattr(right, "gram_side", None) == "in"
+    if GRAM_ROUTE and not reuse and _grams_representable(W, Wn, bias):
+        # no n×n Gram in hand: the small-Gram route (eq. (16b)) when its guards hold
+        pp = pair_products(W, Wn, bias=bias, rtol_w=rtol_w, rtol_n=rtol_n, lost=False,
+                           small_only=True)
+        if pp is not None:
+            null = commutator_null_rms_from_moments(
+                np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
+                pp.norm_b**2, n)
+            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, None, rank_next)
+            return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v,
+                              pp.commutator, pp.imbalance, lost, null, fl)
     if _grams_representable(W, Wn, bias):
         # reuse a factor's Gram when it is the one needed (bit-identical: the same product)
         g_w = left.gram if getattr(left, "gram_side", None) == "out" else W @ W.T
@@ -213,7 +242,13 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         m = None
         sw, sn = W / pow2_scale(W), Wn / pow2_scale(Wn)
         g_w, g_next = sw @ sw.T, sn.T @ sn
-    fl = pair_flags(u, left.s, W, dtypes[0], v, right.s, Wn, dtypes[1])
+    return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, commutator, imb,
+                      lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
+                      commutator_null_rms(g_w, g_next), fl)
+
+
+def _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v, commutator, imb, lost,
+               null, fl) -> PairAlignment:
     return PairAlignment(
         n=n,
         k=k,
@@ -226,9 +261,9 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
         flag_table=flag_table(u, v),
         commutator=commutator,
         imbalance=imb,
-        lost_dims=lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, m, rank_next),
+        lost_dims=int(lost),
         tol=float(tol),
-        commutator_null=commutator_null_rms(g_w, g_next),
+        commutator_null=null,
         flag_dims_left=fl.left.dims,
         flag_dims_right=fl.right.dims,
         flag_distance=fl.distance,

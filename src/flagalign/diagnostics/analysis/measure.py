@@ -18,7 +18,7 @@ from .store import truncate
 from ..gauge_columns import pair_columns
 from .table import empty_row, pair_row
 
-__all__ = ["measure_task", "choose_k", "factor_rank"]
+__all__ = ["measure_task", "align_task", "choose_k", "factor_rank"]
 
 
 def factor_rank(f, shape, rtol: float, method: str) -> int:
@@ -43,7 +43,34 @@ def choose_k(k_user, n: int, rank_w: int, rank_next: int) -> int:
     return max(1, min(int(k_user), r))
 
 
-def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True):
+def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None):
+    """The :class:`~flagalign.geometry.pair.PairAlignment` of one planned pair from its factors,
+    or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
+    :func:`measure_task`, shared with ``trajectory``. ``device``: a
+    :class:`~.device.Device` computes the pair products with torch (:func:`.device.pair`)."""
+    if device is not None:  # a .device.Device (which imports this module, not the reverse)
+        return device.align(task, W, Wn, left, right, k_user=k_user, bias=bias)
+    p = task.pair
+    if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
+        return None, f"shape mismatch {W.shape} -> {Wn.shape} (dim {p.dim})"
+    rtol_w, rtol_n = task.rtols
+    rw = factor_rank(left, W.shape, rtol_w, task.method)
+    rn = factor_rank(right, Wn.shape, rtol_n, task.method)
+    kk = choose_k(k_user, int(p.dim), rw, rn)
+    if kk == 0:
+        return None, "rank 0 (zero map)"
+    # W'’s numerical rank is exact when its factor shows it (full spectrum or GramFactors); the
+    # truncation below hides it from the assembler
+    exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
+    pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
+                       rtol_n=rtol_n, bias=bias,
+                       rank_next=rn if exact_rn and task.method == "exact" else None,
+                       dtypes=task.dtypes)
+    return pa, None
+
+
+def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag: bool = True,
+                 device=None):
     """Measure one planned pair; returns ``(row, flag_table, angles_deg)`` (tables None if the
     row is not ok).
 
@@ -64,23 +91,10 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     """
     t0 = time.perf_counter()
     p, depth = task.pair, task.depth
-    if W.shape[0] != p.dim or Wn.shape[1] != p.dim:
-        return (empty_row(p, depth, task.method, f"shape mismatch {W.shape} -> {Wn.shape} "
-                          f"(dim {p.dim})"), None, None)
+    pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias, device=device)
+    if pa is None:
+        return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None
     rtol_w, rtol_n = task.rtols
-    rw = factor_rank(left, W.shape, rtol_w, task.method)
-    rn = factor_rank(right, Wn.shape, rtol_n, task.method)
-    kk = choose_k(k_user, int(p.dim), rw, rn)
-    if kk == 0:
-        return empty_row(p, depth, task.method, "rank 0 (zero map)",
-                         time.perf_counter() - t0), None, None
-    # W'’s numerical rank is exact when its factor shows it (full spectrum or GramFactors); the
-    # truncation below hides it from the assembler
-    exact_rn = getattr(right, "rank", None) is not None or right.s.size == min(Wn.shape)
-    pa = assemble_pair(W, Wn, left, truncate(right, kk), k=kk, tol=task.tol, rtol_w=rtol_w,
-                       rtol_n=rtol_n, bias=bias,
-                       rank_next=rn if exact_rn and task.method == "exact" else None,
-                       dtypes=task.dtypes)
     row = pair_row(p, depth, pa, task.method)
     row.update(pair_columns(p, W=W, Wn=Wn, bias=bias, k=row["k"], overlap=row["overlap"],
                             commutator=row["commutator"], imbalance=row["imbalance"], rtol_w=rtol_w,

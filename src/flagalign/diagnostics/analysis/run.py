@@ -10,6 +10,9 @@ import time
 from ..._progress import cut as _cut, progress_bar
 from ..._version import SCHEMA_VERSION, __version__
 from ...geometry.svd import EXACT_MAX_ENTRIES
+from ..._parallel import check_jobs
+from .device import resolve_device
+from .engine import PARALLEL_MIN_FLOPS, run_pairs, serial_flops, source_spec
 from ..gauge_columns import empty_gauge_columns, network_columns, prepare_gauge
 from ...geometry.gauge import check_gauge
 from .measure import measure_task
@@ -37,6 +40,10 @@ def analyze(
     seed: int = 0,
     keep_flags: bool = True,
     fold_norms: bool = True,
+    jobs: int | None = None,
+    scheduler=None,
+    device: str | None = None,
+    precision: str = "float64",
     gauge: str | None = None,
 ) -> Analysis:
     """Measure the alignment of every adjacent pair of a network (docs/theory.md, eq. (14)).
@@ -89,26 +96,30 @@ def analyze(
     """
     t_start = time.perf_counter()
     _check_options(k, tol, seed, method)  # before loading: bad options fail fast
+    n_jobs = check_jobs(jobs)
+    dev = resolve_device(device, precision)
     gauge = check_gauge(gauge)
     net0 = load_network(source_or_network, fold_norms=fold_norms)
     net, gplan, gauge = prepare_gauge(net0, gauge)
     plan = make_plan(net, k, method, tol, pairs, kinds=kinds, layers=layers, seed=seed)
-    store = FactorStore(net, plan.matrices, seed)
-    rows, tables, angles = [], {}, {}
-    bar = progress_bar(len(plan.pairs), progress, "pairs")
-    try:
-        for task in plan.pairs:
-            if bar is not None:
-                bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
-            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, (net0, gplan, gauge)))
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
+    use_pool = dev is None and (scheduler is not None or (
+        n_jobs > 1 and len(plan.pairs) > 1
+        and (jobs is not None or serial_flops(net, plan) >= PARALLEL_MIN_FLOPS)))
+    gauge_info = (net0, gplan, gauge)
+    if use_pool:
+        # a re-gauged network exists only here: ship its arrays; else workers read the source
+        src = source_or_network if net is net0 else None
+        rows, tables, angles, store = _run_pool(src, fold_norms, net, plan, n_jobs, scheduler, k,
+                                                 keep_flags, seed, progress, gauge_info)
+    else:
+        rows, tables, angles, store = _run_local(net, plan, k, keep_flags, seed, progress, dev,
+                                                 gauge_info)
     df = pairs_frame(rows)
     an = Analysis(df, tables, _summary(net, plan, store, df, time.perf_counter() - t_start),
                   _network_info(net), angles=angles, warnings=list(net.warnings))
+    an.summary["workers"] = 1 if not use_pool else ("dask" if scheduler is not None else n_jobs)
+    if dev is not None:
+        an.summary["device"] = {"device": dev.name, "precision": dev.precision}
     an.summary["options"]["gauge"] = gauge or "stored"
     if getattr(net, "gauge_summary", None) is not None:  # what the balanced gauge did (§7)
         an.summary["gauge"] = {k: v for k, v in net.gauge_summary.items() if k != "line"}
@@ -121,7 +132,66 @@ def analyze(
     return an
 
 
-def _measure(net, store, task, k, keep_flags, tables, angles, gauge_info) -> dict:
+def _run_pool(source, fold_norms, net, plan, n_jobs, scheduler, k, keep_flags, seed, progress,
+              gauge_info):
+    from ..._parallel import make_pool
+
+    bar = progress_bar(len(plan.pairs), progress, "pairs")
+    spec = source_spec(source, fold_norms) if source is not None else ("arrays", None, None, None)
+    pool = make_pool(n_jobs, scheduler)
+
+    def on_row(task):
+        if bar is not None:
+            bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
+            bar.update()
+
+    try:
+        rows, tables, angles, stats = run_pairs(net, plan, spec, pool,
+                                                k_user=k, keep_flag=keep_flags, seed=seed,
+                                                on_row=on_row)
+    finally:
+        pool.close()
+        if bar is not None:
+            bar.close()
+    net0, gplan, gauge = gauge_info
+    for t, row in zip(plan.pairs, rows):  # the gauge columns (§7), as _measure adds them
+        try:
+            if row["status"] == "ok":
+                row.update(network_columns(net0, t.pair, gauge, gplan))
+            else:
+                row.update(empty_gauge_columns(net0, t.pair, gauge, gplan))
+        except Exception as exc:  # noqa: BLE001 - as _measure: the row records the failure
+            row.update(empty_row(t.pair, t.depth, t.method,
+                                 f"error: {type(exc).__name__}: {exc}"[:200]))
+    return rows, tables, angles, stats
+
+
+def _run_local(net, plan, k, keep_flags, seed, progress, dev=None, gauge_info=None):
+    fn = None
+    if dev is not None:
+        from functools import partial
+
+        from .device import factors
+
+        fn = partial(factors, dev)
+    store = FactorStore(net, plan.matrices, seed, factor_fn=fn)
+    rows, tables, angles = [], {}, {}
+    bar = progress_bar(len(plan.pairs), progress, "pairs")
+    try:
+        for task in plan.pairs:
+            if bar is not None:
+                bar.set_postfix_str(_cut(task.pair.name, 50), refresh=False)
+            rows.append(_measure(net, store, task, k, keep_flags, tables, angles, gauge_info,
+                                 dev))
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows, tables, angles, store
+
+
+def _measure(net, store, task, k, keep_flags, tables, angles, gauge_info, dev=None) -> dict:
     """One pair through the store and :func:`measure_task`; a failure becomes the row's status.
     ``gauge_info`` = (original network, gauge plan, gauge) for the symmetry columns (§7)."""
     p, t0 = task.pair, time.perf_counter()
@@ -134,7 +204,7 @@ def _measure(net, store, task, k, keep_flags, tables, angles, gauge_info) -> dic
             W, Wn, bias = store.matrix(p.left), store.matrix(p.right), net.bias(p.left)
             row, table, ang = measure_task(
                 task, W, Wn, store.factors(p.left),
-                store.factors(p.right), k_user=k, bias=bias, keep_flag=keep_flags)
+                store.factors(p.right), k_user=k, bias=bias, keep_flag=keep_flags, device=dev)
             if row["status"] == "ok":
                 row.update(network_columns(net0, p, gauge, gplan))  # gauge, gauge_dependent (§7)
         if row["status"] != "ok":

@@ -99,13 +99,16 @@ class FactorStore:
         (:attr:`AnalysisPlan.matrices <.plan.AnalysisPlan>`).
     seed : int
         Seed of the randomized SVD.
+    factor_fn : callable, optional
+        ``factor_fn(task, matrix)`` instead of :func:`matrix_factors` (the GPU path).
     """
 
-    def __init__(self, network, matrices: dict, seed: int = 0):
+    def __init__(self, network, matrices: dict, seed: int = 0, factor_fn=None):
         self.network = network
         self.tasks = dict(matrices)
         self.uses = Counter({n: t.uses for n, t in self.tasks.items()})
         self.seed = seed
+        self.factor_fn = factor_fn  # (task, matrix) -> factors, e.g. on a GPU (.device.factors)
         self._mats: dict[str, _Entry] = {}
         self._facts: dict[str, _Entry] = {}
         self._bad: dict[str, str] = {}
@@ -148,7 +151,10 @@ class FactorStore:
         if w is None:
             return None
         t = time.perf_counter()
-        f = matrix_factors(self.tasks[name], w, self.seed)
+        if self.factor_fn is not None:
+            f = self.factor_fn(self.tasks[name], w)
+        else:
+            f = matrix_factors(self.tasks[name], w, self.seed)
         self.svd_seconds += time.perf_counter() - t
         self.svd_count += 1
         self._facts[name] = _Entry(f, self.uses[name])
