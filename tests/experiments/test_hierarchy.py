@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _verdict_checks import check_verdict
+from _verdict_checks import check_one_run, check_verdict
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -30,6 +30,8 @@ def test_quick_outputs_and_verdict(quick):
     for name in ("hierarchy_records.csv", "hierarchy_final.csv", "hierarchy.png", "hierarchy.md"):
         assert (out / name).stat().st_size > 0
     doc = check_verdict(out / "verdict.json", "hierarchy", passed=(rc == 0))
+    check_one_run(out, "hierarchy", ["hierarchy_records.csv", "hierarchy_final.csv",
+                                     "hierarchy.png", "hierarchy.md", "verdict.json"])
     assert doc["quick"] is True and len(doc["criteria"]) == 11
     fin = pd.read_csv(out / "hierarchy_final.csv")
     assert sorted(fin.alpha.unique()) == [0.0, 1.0] and sorted(fin.pair.unique()) == [1, 2, 3]

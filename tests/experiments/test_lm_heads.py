@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _verdict_checks import check_verdict
+from _verdict_checks import check_one_run, check_verdict
 
 from flagalign.models.network import AttentionLayer, Network
 
@@ -92,3 +92,7 @@ def test_quick_minilm(tmp_path):
     r = pd.read_csv(tmp_path / "lm_heads_residual.csv")
     assert list(r.layer) == list(range(6)) and r.pairs.sum() == 11
     assert np.all(np.abs(r.ctrl_ratio - 1) < 0.05)  # random init: a draw of the Haar null
+    check_one_run(tmp_path, "lm-heads",
+                  [f"lm_heads_{k}.csv" for k in ("overlap", "composition", "ov", "residual",
+                                                  "residual_pairs")]
+                  + ["lm_heads.png", "lm_heads.md", "verdict.json"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _verdict_checks import check_verdict
+from _verdict_checks import check_one_run, check_verdict
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -28,6 +28,9 @@ def test_quick_run(tmp_path):
     assert set(rates.variant) == {"plain", "bn"} and len(rates) == 12
     for name in ("resnet_records.csv", "resnet_angles.csv", "resnet_final.csv", "resnet.png"):
         assert (tmp_path / name).stat().st_size > 0
+    check_one_run(tmp_path, "resnet", ["resnet_records.csv", "resnet_rates.csv",
+                                       "resnet_angles.csv", "resnet_final.csv", "resnet.png",
+                                       "resnet.md", "verdict.json"])
 
 
 def test_plain_block_is_per_channel_homogeneous():

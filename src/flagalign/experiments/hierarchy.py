@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._output import OutputFolder
 from .._progress import progress_bar
 from .._threads import set_process_blas_threads
 from ..diagnostics.dynamics.rates import law_rate
@@ -394,7 +395,7 @@ def _lr_text(lr, tuned: bool = True) -> str:
     return f"{lr:g}"
 
 
-def _figure(frame, finals, path: Path) -> Path:
+def _figure(frame, finals, tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     fig = Figure(figsize=(14, 4))
@@ -423,8 +424,7 @@ def _figure(frame, finals, path: Path) -> Path:
         ax.set_xlabel("GD step")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return tx.write_figure(name, fig, dpi=100)
 
 
 @register("hierarchy")
@@ -433,16 +433,21 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
     """Run the hierarchy experiment; write records, finals, verdict.json and a figure.
 
     ``loss="ce"`` runs the secondary cross-entropy table (:data:`CE`; with ``quick``, the
-    quick protocol with cross-entropy): the MSE criteria reported as measured values.
+    quick protocol with cross-entropy): the MSE criteria reported as measured values. The
+    files are written as one atomic run (set ``hierarchy``, docs/security.md).
     """
-    from .verdict import criteria_table, frame_markdown, write_verdict
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if loss not in LOSSES:
         from ..errors import InputError
 
         raise InputError(f"--loss: choose one of {', '.join(LOSSES)}, got {loss!r}")
+    with OutputFolder(out_dir, set_name="hierarchy").open() as tx:  # exit 2 before training
+        return _run(tx, quick, progress, seeds, jobs, loss)
+
+
+def _run(tx, quick: bool, progress: bool, seeds, jobs: int, loss: str) -> ExperimentResult:
+    """Train, tabulate, and stage the outputs in ``tx`` (committed by :func:`run`)."""
+    from .verdict import criteria_table, frame_markdown, write_verdict
+
     cfg = {**CONFIG, "loss": "mse", **(CE if loss == "ce" else {}), **(QUICK if quick else {})}
     cfg["loss"] = loss
     if seeds is not None:
@@ -465,19 +470,17 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
             bar.close()
     crit = verdict(finals, cfg["alphas"])
     seconds = time.perf_counter() - t0
-    files = [out / "hierarchy_records.csv", out / "hierarchy_final.csv"]
-    frame.to_csv(files[0], index=False)
-    finals.to_csv(files[1], index=False)
+    files = [tx.write_csv("hierarchy_records.csv", frame),
+             tx.write_csv("hierarchy_final.csv", finals)]
     if pilot is not None:
-        files.append(out / "hierarchy_lr_pilot.csv")
-        pilot.to_csv(files[-1], index=False)
+        files.append(tx.write_csv("hierarchy_lr_pilot.csv", pilot))
     meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
     meta["secondary"] = loss == "ce"  # CE: criteria reported as measured, no pass claim
     if isinstance(meta["lr"], dict):
         meta["lr"] = {str(k): v for k, v in meta["lr"].items()}
     meta["train_seconds_sum"] = float(finals.drop_duplicates(["lam", "alpha", "seed"]).seconds.sum())
-    files.append(write_verdict(out, "hierarchy", crit, quick=quick, seconds=seconds, meta=meta))
-    files.append(_figure(frame, finals, out / "hierarchy.png"))
+    files.append(write_verdict(tx, "hierarchy", crit, quick=quick, seconds=seconds, meta=meta))
+    files.append(_figure(frame, finals, tx, "hierarchy.png"))
     summ = (finals.groupby(["lam", "alpha", "pair"])
             .agg(c_aug=("c_aug", "mean"), ratio=("c_aug_over_null", "mean"),
                  ratio_sd=("c_aug_over_null", "std"), D_off_rel=("D_off_rel", "mean"),
@@ -498,7 +501,6 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
                     "diag_prefloor_ratio: supplementary, diag-D rate before the eq. (28) floor / r):",
                     "",
                     frame_markdown(summ)])  # fmt: skip
-    (out / "hierarchy.md").write_text(md + "\n", encoding="utf-8")
-    files.append(out / "hierarchy.md")
+    files.append(tx.write_text("hierarchy.md", md + "\n"))
     passed = all(c.passed for c in crit)
     return ExperimentResult(name="hierarchy", table_markdown=md, passed=passed, files=files)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._output import OutputFolder
 from .framework import ExperimentResult, register
 
 __all__ = ["run", "CONFIG", "overlap_table", "ov_commutators", "residual_commutators", "verdict"]
@@ -268,7 +269,7 @@ def verdict(results: list[dict], cfg: dict) -> list:
     return out
 
 
-def _figure(results, path: Path) -> Path:
+def _figure(results, tx, name: str) -> Path:
     """Top row: head overlap / baseline per layer, trained vs random init. Bottom row: OV and
     residual-stream commutator / Haar null per layer, trained vs random init (± SE)."""
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
@@ -301,21 +302,25 @@ def _figure(results, path: Path) -> Path:
         ax.set_xlabel("layer")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return tx.write_figure(name, fig, dpi=100)
 
 
 @register("lm-heads")
 def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None = None,
         models=None) -> ExperimentResult:  # fmt: skip
-    """Analyse every model; write CSVs, verdict.json, a figure and a table."""
+    """Analyse every model; write CSVs, verdict.json, a figure and a table (one atomic run,
+    set ``lm-heads``, docs/security.md)."""
+    with OutputFolder(out_dir, set_name="lm-heads").open() as tx:  # exit 2 before loading
+        return _run(tx, quick, progress, seeds, models)
+
+
+def _run(tx, quick: bool, progress: bool, seeds, models) -> ExperimentResult:
+    """Analyse, tabulate, and stage the outputs in ``tx`` (committed by :func:`run`)."""
     import pandas as pd
 
     from .hierarchy import torch_threads_one
     from .verdict import criteria_table, frame_markdown, write_verdict
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = {**CONFIG, **(QUICK if quick else {})}
     if seeds is not None:
         cfg["seeds"] = int(seeds)
@@ -332,13 +337,12 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
     seconds = time.perf_counter() - t0
     files = []
     for key in ("overlap", "composition", "ov", "residual", "residual_pairs"):
-        p = out / f"lm_heads_{key}.csv"
-        pd.concat([r[key] for r in results], ignore_index=True).to_csv(p, index=False)
-        files.append(p)
+        files.append(tx.write_csv(f"lm_heads_{key}.csv",
+                                  pd.concat([r[key] for r in results], ignore_index=True)))
     meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
     meta["model_seconds"] = {r["model"]: round(r["seconds"], 1) for r in results}
-    files.append(write_verdict(out, "lm-heads", crit, quick=quick, seconds=seconds, meta=meta))
-    files.append(_figure(results, out / "lm_heads.png"))
+    files.append(write_verdict(tx, "lm-heads", crit, quick=quick, seconds=seconds, meta=meta))
+    files.append(_figure(results, tx, "lm_heads.png"))
     parts = [f"Models {', '.join(r['model'] for r in results)}; head subspaces "
              f"{', '.join(cfg['subspaces'])}; random-init control draws: {cfg['seeds']}; "
              f"composition kinds {', '.join(cfg['kinds'])} (adjacent layers, Haar-rotation null); "
@@ -358,7 +362,6 @@ def run(out_dir, quick: bool = False, progress: bool = True, seeds: int | None =
                                          "ctrl_ratio", "SE", "z_ctrl",
                                          "z_null"]])]  # fmt: skip
     md = "\n".join(parts)
-    (out / "lm_heads.md").write_text(md + "\n", encoding="utf-8")
-    files.append(out / "lm_heads.md")
+    files.append(tx.write_text("lm_heads.md", md + "\n"))
     return ExperimentResult(name="lm-heads", table_markdown=md,
                             passed=all(c.passed for c in crit), files=files)  # fmt: skip

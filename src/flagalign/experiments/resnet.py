@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._output import OutputFolder
 from ..diagnostics.dynamics.rates import law_rate
 from .framework import ExperimentResult, register
 
@@ -293,14 +294,19 @@ def verdict(rates, angles, finals, cfg) -> list:
 @register("resnet")
 def run(out_dir, quick: bool = False, progress: bool = True,
         seeds: int | None = None) -> ExperimentResult:  # fmt: skip
-    """Train both variants for every seed; write CSVs, verdict.json, a figure and a table."""
+    """Train both variants for every seed; write CSVs, verdict.json, a figure and a table
+    (one atomic run, set ``resnet``, docs/security.md)."""
+    with OutputFolder(out_dir, set_name="resnet").open() as tx:  # exit 2 before training
+        return _run(tx, quick, progress, seeds)
+
+
+def _run(tx, quick: bool, progress: bool, seeds) -> ExperimentResult:
+    """Train, tabulate, and stage the outputs in ``tx`` (committed by :func:`run`)."""
     import pandas as pd
 
     from .hierarchy import torch_threads_one
     from .verdict import criteria_table, frame_markdown, write_verdict
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = {**CONFIG, **(QUICK if quick else {})}
     if seeds is not None:
         cfg["seeds"] = int(seeds)
@@ -327,15 +333,13 @@ def run(out_dir, quick: bool = False, progress: bool = True,
     fins = fins.merge(acc_last.reset_index(), on=["variant", "seed"])
     crit = verdict(rates, angs, fins, cfg)
     seconds = time.perf_counter() - t0
-    files = [out / "resnet_records.csv", out / "resnet_rates.csv", out / "resnet_angles.csv",
-             out / "resnet_final.csv"]  # fmt: skip
-    for f, df in zip(files, (recs, rates, angs, fins)):
-        df.to_csv(f, index=False)
+    names = ("resnet_records.csv", "resnet_rates.csv", "resnet_angles.csv", "resnet_final.csv")
+    files = [tx.write_csv(f, df) for f, df in zip(names, (recs, rates, angs, fins))]
     meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
     meta["predicted_rate"] = r_pred
     meta["predicted_angle"] = predicted_angle(cfg["lr"], cfg["lam"])
-    files.append(write_verdict(out, "resnet", crit, quick=quick, seconds=seconds, meta=meta))
-    files.append(_figure(recs, r_pred, out / "resnet.png"))
+    files.append(write_verdict(tx, "resnet", crit, quick=quick, seconds=seconds, meta=meta))
+    files.append(_figure(recs, r_pred, tx, "resnet.png"))
     info = (rates.groupby(["variant", "pair"])
             .agg(rate=("rate_D_diag", "mean"), ratio=("ratio", "mean"),
                  D_first=("D_diag_first", "mean"), D_last=("D_diag_last", "mean"))
@@ -356,13 +360,12 @@ def run(out_dir, quick: bool = False, progress: bool = True,
                     "", frame_markdown(info), "",
                     "Final Gram commutator of the same pairs vs its Haar null (eq. (50); "
                     "informational):", "", frame_markdown(fin)])  # fmt: skip
-    (out / "resnet.md").write_text(md + "\n", encoding="utf-8")
-    files.append(out / "resnet.md")
+    files.append(tx.write_text("resnet.md", md + "\n"))
     return ExperimentResult(name="resnet", table_markdown=md,
                             passed=all(c.passed for c in crit), files=files)  # fmt: skip
 
 
-def _figure(recs, r_pred: float, path: Path) -> Path:
+def _figure(recs, r_pred: float, tx, name: str) -> Path:
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy); no pyplot state
 
     fig = Figure(figsize=(10, 3.8))
@@ -379,5 +382,4 @@ def _figure(recs, r_pred: float, path: Path) -> Path:
         ax.set_xlabel("GD step")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return tx.write_figure(name, fig, dpi=100)
