@@ -98,7 +98,7 @@ def _transaction(folder, files: dict, set_name="s"):
 
 
 class _Crash:
-    """Stands in for ``os`` inside :mod:`flagalign._output` in a forked child: the ``n``-th
+    """Stands in for ``os`` inside :mod:`flagalign._output.transaction` in a forked child: the ``n``-th
     mutating call (write, fsync, rename, unlink) kills the process (``os._exit``, no cleanup);
     a write writes half its bytes first."""
 
@@ -127,7 +127,7 @@ def test_crash_at_every_step_of_a_commit(tmp_path, monkeypatch):
     system calls in turn (the commit window included, which random kills rarely hit). After each
     crash verify() sees the old or the new run complete, and after recover() the folder holds it
     at the files' own names."""
-    import flagalign._output as mod
+    import flagalign._output.transaction as mod
     from flagalign._output import recover, verify
 
     old = {"a.csv": "old-a", "b.csv": "old-b", "gone.csv": "old-gone"}

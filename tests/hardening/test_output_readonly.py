@@ -88,7 +88,7 @@ def test_out_that_is_a_file_is_exit_2(model, tmp_path, no_compute, capsys):
 
 
 def test_full_disk_is_exit_2_before_computing(model, tmp_path, monkeypatch, no_compute, capsys):
-    import flagalign._output as output
+    import flagalign._output.transaction as output
 
     real = os.statvfs
     monkeypatch.setattr(output.os, "statvfs",
@@ -100,7 +100,7 @@ def test_full_disk_is_exit_2_before_computing(model, tmp_path, monkeypatch, no_c
 
 
 def test_disk_full_while_writing_keeps_the_previous_set(model, tmp_path, monkeypatch, capsys):
-    import flagalign._output as output
+    import flagalign._output.transaction as output
 
     out = tmp_path / "out"
     assert main(["analyze", model, "--out", str(out), "-q"]) == 0

@@ -1,74 +1,7 @@
-"""Output folders written as one transaction: atomic, locked, symlink-safe, one run per set.
-
-Every file flagalign writes (``analyze``, ``heads``, ``compare``, ``trajectory``,
-``reproduce``, :meth:`Analysis.save <flagalign.diagnostics.Analysis.save>`, the ``save``
-methods of the heads results) goes through an :class:`OutputFolder`. This module sits below
-``diagnostics``, ``report``, ``commands`` and ``experiments`` (it imports only
-:mod:`flagalign.errors` and :mod:`flagalign._version`), so any layer may use it.
-
-The protocol (docs/security.md, "What it writes and how")
-----------------------------------------------------------
-1. :meth:`OutputFolder.open` (before any computing): create the folder, refuse a folder that is
-   not a directory, take an exclusive ``fcntl.flock`` on ``.flagalign.lock`` in it (a second
-   run on the same folder fails at once with :class:`~flagalign.errors.InputError`, exit 2;
-   nothing waits), probe that a file can be created there and that the disk is not full, and
-   finish any commit a killed run left half done (:func:`recover`). Every failure names the
-   option (``--out``) and exits 2 before the work starts.
-2. ``write_*`` calls (while or after computing): each output goes to a hidden temporary file
-   ``.flagalign-<run id>-<name>.tmp`` in the same folder, created with
-   ``O_CREAT | O_EXCL | O_NOFOLLOW`` (never through a planted link), then ``fsync``-ed. No
-   final name is opened for writing, ever.
-3. :meth:`OutputFolder.commit` (after the whole run has computed): the *set manifest*
-   ``run-<set>.json`` (run id, time, flagalign version, every file with its SHA-256 and size,
-   the previous run's files to remove) is written to a temporary file and ``os.replace``-d
-   into place: **that replace is the commit point**. Then every temporary file is
-   ``os.replace``-d onto its final name (a symlink there is replaced by the regular file; its
-   target is never opened), the previous run's files that this run does not produce are
-   unlinked (only names listed in the previous manifest, only regular files), and the
-   manifest is rewritten with ``"state": "complete"``. Directory entries are ``fsync``-ed at
-   each step.
-4. On an exception (bad input, ``Ctrl-C``, a full disk) :meth:`OutputFolder.abort` removes the
-   temporary files: the previous set is untouched.
-
-Guarantee
----------
-At every instant the committed manifest names one run whose every file is present in full:
-before the commit point it is the previous run (the new bytes exist only under hidden temporary
-names), after it the new run — each file either under its name or, in the window of the
-commit's renames (a few ``rename`` calls, no data written), under its temporary name, which
-:func:`recover` (run by the next :meth:`OutputFolder.open` on that folder) moves into place.
-:func:`verify` checks a folder read-only: it resolves those temporary names and compares every
-file's SHA-256 with the manifest. Each file also carries the run id in its content: the
-``run_id`` key of a JSON object, a ``run_id`` column of every CSV (no comment lines), a
-``flagalign-run-id`` text chunk in PNGs, the report header — so a reader who only has the
-files can tell that they are one run.
-
-Sets
-----
-A folder may hold several *sets*, each with its own manifest (``run-analyze.json``,
-``run-heads.json``, ``run-ridge.json``, ...): a new run of a set replaces only that set's
-files, so ``flagalign heads --out X`` does not delete the ``pairs.csv`` that ``analyze`` wrote
-there. A name written by a set is taken over from any other set's manifest that listed it.
-
-API for writers (commands, experiments, ``save`` methods)
----------------------------------------------------------
-::
-
-    from flagalign._output import output_folder
-
-    with output_folder(out_dir, set_name="ridge") as out:   # exit 2 now if out_dir is unusable
-        ... compute ...
-        out.write_csv("ridge_rates.csv", frame)      # + run_id column, cells neutralised
-        out.write_text("ridge.md", markdown)
-        out.write_json("summary.json", {...})         # + "run_id" key
-        out.write_figure("ridge.png", fig, dpi=110)   # PNG text chunk flagalign-run-id
-        out.path("ridge.md")                          # the final path, for messages
-    # committed here; on an exception nothing of this run is left
-
-``output_folder`` also accepts an open :class:`OutputFolder` (then it neither opens nor
-commits: the owner does), so a ``save(directory)`` method can take either a path or the
-command's transaction.
-"""
+"""The transaction of an output folder (protocol in :mod:`flagalign._output`): the lock, the
+``O_EXCL | O_NOFOLLOW`` temporary files, the manifest replace that is the commit point, and
+the roll-forward (:func:`recover`) of a commit a killed run left half done. Every mutating
+system call of the package (write, fsync, replace, unlink) is made here."""
 
 from __future__ import annotations
 
@@ -79,74 +12,17 @@ import hashlib
 import io
 import json
 import os
-import re
-import stat
-import uuid
 from pathlib import Path
 
-from .errors import CorruptFileError, InputError
+from ..errors import InputError
+from .csv_cells import neutralise_csv_cells
+from .manifest import (LOCK_NAME, MANIFEST_FORMAT, _SET, _TMP, _is_regular, _manifests,
+                       _tmp_name, _valid_name, manifest_name, new_run_id)
 
-__all__ = [
-    "OutputFolder",
-    "output_folder",
-    "verify",
-    "recover",
-    "new_run_id",
-    "neutralise_csv_cells",
-    "manifest_name",
-    "LOCK_NAME",
-    "MIN_FREE_BYTES",
-]
+__all__ = ["OutputFolder", "output_folder", "recover", "MIN_FREE_BYTES"]
 
-LOCK_NAME = ".flagalign.lock"
 #: A folder with less free space than this is refused before computing ("disk full").
 MIN_FREE_BYTES = 1 << 20
-MANIFEST_FORMAT = "flagalign-output-manifest"
-_RUN = r"\d{8}T\d{6}Z-[0-9a-f]{12}"
-_TMP = re.compile(rf"^\.flagalign-(?P<run>{_RUN})-(?P<name>.+)\.tmp$")
-_MANIFEST = re.compile(r"^run-(?P<set>[A-Za-z0-9_.-]+)\.json$")
-_SET = re.compile(r"^[A-Za-z0-9_-]+$")
-_MAX_MANIFEST_BYTES = 16 << 20
-#: OWASP CSV injection: cells starting with these are formulas in spreadsheets.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def new_run_id() -> str:
-    """``YYYYmmddTHHMMSSZ-<12 hex>``: UTC time plus 48 random bits of a UUID4."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{uuid.uuid4().hex[:12]}"
-
-
-def manifest_name(set_name: str) -> str:
-    """File name of the manifest of ``set_name`` (``run-<set>.json``)."""
-    return f"run-{set_name}.json"
-
-
-def _tmp_name(run_id: str, name: str) -> str:
-    return f".flagalign-{run_id}-{name}.tmp"
-
-
-def neutralise_csv_cells(frame):
-    """A copy of ``frame`` whose string cells (and string column labels) that a spreadsheet
-    would run as a formula — starting with ``=``, ``+``, ``-``, ``@``, tab or CR (OWASP, "CSV
-    Injection") — are prefixed with a single quote. Numbers are never touched: numeric columns
-    are skipped, and so are strings that are plain decimal literals (``"-0.5"``, ``"-1e-3"``;
-    not ``"-inf"``, which a spreadsheet would evaluate as a name)."""
-    import pandas as pd
-
-    def fix(v):
-        if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v):
-            return "'" + v
-        return v
-
-    out = frame.copy()
-    for col in out.columns:
-        s = out[col]
-        if pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype):
-            out[col] = s.map(fix)
-    out.columns = [fix(c) for c in out.columns]
-    return out
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -160,73 +36,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file (never through a symlink) of at most
-    ``limit`` bytes, else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(limit + 1)
-    finally:
-        os.close(fd)
-
-
-def _load_manifest(path: Path) -> dict | None:
-    """A manifest written by this module, or None (missing, a link, not ours, unparsable)."""
-    raw = _read_regular(path, _MAX_MANIFEST_BYTES)
-    if raw is None:
-        return None
-    try:
-        m = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not (isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT
-            and isinstance(m.get("run_id"), str) and re.fullmatch(_RUN, m["run_id"])
-            and isinstance(m.get("files"), dict) and isinstance(m.get("remove", []), list)):
-        return None
-    # a planted manifest must not steer a rename or an unlink out of the folder
-    if not all(_valid_name(n) for n in [*m["files"], *m.get("remove", [])]):
-        return None
-    return m
-
-
-def _valid_name(name) -> bool:
-    """A plain visible file name of this folder (no separator, no leading dot, no NUL), not a
-    manifest's."""
-    return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name
-            and not name.startswith(".") and "\0" not in name and not _MANIFEST.match(name)
-            and name not in (".", ".."))
-
-
-def _manifests(folder: Path) -> dict[str, dict]:
-    """Every valid manifest in ``folder`` by set name."""
-    out = {}
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return out
-    for n in sorted(names):
-        mm = _MANIFEST.match(n)
-        if mm:
-            m = _load_manifest(folder / n)
-            if m is not None and m.get("set") == mm.group("set"):
-                out[mm.group("set")] = m
-    return out
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -500,7 +309,7 @@ class OutputFolder:
                                                 if k not in taken}}
                     ms[other_set] = other
                     _atomic_json(d, manifest_name(other_set), other, self.run_id)
-            from ._version import __version__
+            from .._version import __version__
 
             manifest = {
                 "format": MANIFEST_FORMAT,
@@ -552,27 +361,3 @@ def recover(folder, *, option: str = "--out") -> None:
     tx = OutputFolder(folder, option=option)
     tx.open()  # open() recovers
     tx.close()
-
-
-def verify(folder, set_name: str = "analyze") -> dict:
-    """Check, read-only, that ``folder`` holds one complete run of ``set_name``.
-
-    Returns ``{"run_id": ..., "files": {name: path}}`` where each path holds the bytes of the
-    committed run (its final name, or its temporary name while a commit is unfinished).
-    Raises CorruptFileError if the manifest is missing or a file's SHA-256 or size differs.
-    """
-    d = Path(folder)
-    m = _load_manifest(d / manifest_name(set_name))
-    if m is None:
-        raise CorruptFileError(f"{d}: no valid {manifest_name(set_name)}")
-    out = {}
-    for name, meta in m["files"].items():
-        staged = d / _tmp_name(m["run_id"], name)
-        path = staged if (m.get("state") != "complete" and _is_regular(staged)) else d / name
-        raw = _read_regular(path, int(meta.get("bytes", 0)))
-        if raw is None or len(raw) != meta.get("bytes") \
-                or hashlib.sha256(raw).hexdigest() != meta.get("sha256"):
-            raise CorruptFileError(f"{path}: not the file of run {m['run_id']} "
-                                   f"({manifest_name(set_name)})")
-        out[name] = path
-    return {"run_id": m["run_id"], "files": out}
