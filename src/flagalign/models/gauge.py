@@ -22,12 +22,14 @@ layer at once:
   2-plane positive scalings for the Llama family (eq. (75)); not for traced attention.
 * **orthogonal groups** need nothing: every pair measure is invariant under them.
 
-Which hidden layers are balanced (:func:`gauge_plan`): a pair's hidden layer is balanced when it
-is not a residual stream (a stream is shared with skip connections that are not pairs), its
-symmetry is diagonal, its writer is not the gate of a gated MLP, and no other pair with the same
-writer or reader makes the layer's group smaller. Everything is decided from metadata; weights
-are read once to solve and then lazily, as in every Network.
+Which hidden layers are balanced (:func:`gauge_plan`, in :mod:`.gauge_plan`): a pair's hidden
+layer is balanced when it is not a residual stream (a stream is shared with skip connections
+that are not pairs), its symmetry is diagonal, its writer is not the gate of a gated MLP, and no
+other pair with the same writer or reader makes the layer's group smaller. Everything is decided
+from metadata; weights are read once to solve (the convex solver of the diagonal groups is
+:mod:`.gauge_solver`) and then lazily, as in every Network (this module: the transform).
 """
+
 
 from __future__ import annotations
 
@@ -38,10 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..geometry.gauge import (
-    DIAGONAL_GROUPS, GL, NONZERO_DIAG, ORTHOGONAL_GROUPS, angles_gauge_dependent, gl_balance,
-)  # fmt: skip
-from .network import MatrixInfo, Network, Pair
+from ..geometry.gauge import GL, NONZERO_DIAG, gl_balance
+from .gauge_plan import GaugePlan, gauge_plan, pair_gauge_dependent
+from .gauge_solver import _kernel_views, _solve_diagonal
+from .network import MatrixInfo, Network
 
 __all__ = ["GaugePlan", "gauge_plan", "balanced_network", "pair_gauge_dependent", "DEFAULT_TOL"]
 
@@ -52,139 +54,6 @@ DEFAULT_TOL = 1e-13
 
 _SLICE = re.compile(r"^(rows|columns) (\d+):(\d+) of (.+)$")
 
-
-@dataclass
-class GaugePlan:
-    """What :func:`balanced_network` balances (metadata only).
-
-    Attributes
-    ----------
-    spaces : dict[str, tuple[str, list[str]]]
-        {writer: (symmetry, readers)}: diagonal hidden layers balanced jointly.
-    heads : list
-        (AttentionLayer) whose value → output heads are balanced by eq. (73).
-    qk : list
-        (AttentionLayer, rotary) whose query/key gauge is balanced: GL(d_head) by eq. (73)
-        without rotary embeddings; per rotary 2-plane positive scalings with them.
-    skipped : list[tuple[str, str]]
-        (pair name, why its hidden layer is not balanced).
-    """
-
-    spaces: dict = field(default_factory=dict)
-    heads: list = field(default_factory=list)
-    qk: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-
-    def balanced(self, pair: Pair) -> bool:
-        """True when ``pair``'s own hidden layer is moved to its balanced point."""
-        if pair.kind == "ov" and pair.symmetry == GL:
-            return any(_part_of(pair.right, a.o) or _part_of(pair.left, a.v) for a in self.heads)
-        return pair.left in self.spaces and pair.right in self.spaces[pair.left][1]
-
-
-def _part_of(name: str, base: str) -> bool:
-    """``name`` is ``base`` or a slice of it (``base[...]``)."""
-    return name == base or name.startswith(base + "[")
-
-
-def gauge_plan(network: Network) -> GaugePlan:
-    """The hidden layers :func:`balanced_network` balances, and why the others are not."""
-    plan = GaugePlan()
-    by_left: dict[str, list[Pair]] = {}
-    by_right: dict[str, list[Pair]] = {}
-    for p in network.pairs:
-        by_left.setdefault(p.left, []).append(p)
-        by_right.setdefault(p.right, []).append(p)
-    for p in network.pairs:
-        if p.symmetry not in DIAGONAL_GROUPS:
-            if p.symmetry not in ORTHOGONAL_GROUPS and not (p.kind == "ov" and p.symmetry == GL):
-                plan.skipped.append((p.name, f"symmetry {p.symmetry}: not balanced"))
-            continue
-        why = None
-        if p.kind == "residual":
-            why = "residual stream (shared with skip connections): not balanced"
-        elif network.matrices[p.left].role == "gate":
-            why = "gate of a gated MLP: its rows are not rescaled (the up branch is)"
-        elif any(q.symmetry != p.symmetry or q.kind == "residual" for q in by_left[p.left]):
-            why = "the writer also feeds a pair of another symmetry"
-        if why is None:
-            others = [q for r in (x.right for x in by_left[p.left]) for q in by_right[r]]
-            scaled = {q.left for q in others if q.symmetry in DIAGONAL_GROUPS
-                      and network.matrices[q.left].role != "gate"}  # fmt: skip
-            if len(scaled) > 1:
-                why = "the reader also reads another rescaled writer"
-        if why is not None:
-            plan.skipped.append((p.name, why))
-            continue
-        plan.spaces.setdefault(p.left, (p.symmetry, []))[1].append(p.right)
-    ov = {(p.left, p.right) for p in network.pairs if p.kind == "ov" and p.symmetry == GL}
-    for a in network.attention:
-        if any(r.startswith(a.o + "[") or r == a.o for _, r in ov) and a.v in network.matrices:
-            plan.heads.append(a)
-        rotary = _QK_GROUP.get(network.architecture)
-        if rotary is not None and a.q in network.matrices and a.k in network.matrices:
-            plan.qk.append((a, rotary))
-    return plan
-
-
-# query/key gauge per family: full GL(d_head) with absolute positions, per-2-plane scalings with
-# rotary embeddings (HF rotate_half layout: dims i and i + d/2 form a plane); other graphs
-# (traced attention) are not balanced: the positional scheme is not known
-_QK_GROUP = {"gpt2": False, "bert": False, "llama": True}
-
-
-def pair_gauge_dependent(network: Network, pair: Pair, gauge: str | None, plan: GaugePlan | None = None) -> bool:
-    """Whether ``pair``'s angles, overlap, intersection_dim and commutator depend on a choice of
-    representative of the network's symmetry orbit in this gauge (eq. (75)).
-
-    Three groups move the pair's subspaces: its own hidden layer's; the one of the hidden layer
-    W *reads* (it acts on W's columns, so on W's left singular vectors); the one of the hidden
-    layer W_next *writes* (on W_next's rows). The pair is gauge-dependent when one of them has
-    non-orthogonal elements that the gauge does not fix: with the stored weights, every such
-    group; balanced, the GL(n) of the pair itself (only its invariants are reported), residual
-    streams and other layers :func:`gauge_plan` does not balance, and attention's query/key
-    gauge (never balanced) for the matrix that reads the stream with Q and K.
-    """
-    balanced = gauge == "balanced"
-    if balanced and plan is None:
-        plan = gauge_plan(network)
-
-    def fixed(q: Pair) -> bool:  # is q's hidden layer canonical in this gauge?
-        if q.symmetry in ORTHOGONAL_GROUPS:
-            return True
-        if not balanced or q.symmetry not in DIAGONAL_GROUPS | {GL}:
-            return False
-        if q.symmetry == GL:
-            return q.kind == "ov" and plan.balanced(q)
-        return any(plan.balanced(x) for x in network.pairs if x.right == q.right)
-
-    if pair.symmetry == GL or not fixed(pair):
-        return True
-    qk_fixed = {id(a) for a, _ in plan.qk} if balanced else set()
-    for a in network.attention:  # the query/key gauge acts on the rows of Q and K
-        if id(a) in qk_fixed:
-            continue
-        if _same_layer(network, a.q, pair.right) or _same_layer(network, a.k, pair.right):
-            return True
-    for q in network.pairs:
-        if q is pair:
-            continue
-        reads = _same_layer(network, q.right, pair.left)  # q's layer acts on W's columns
-        writes = _same_layer(network, q.left, pair.right) and network.matrices[q.left].role != "gate"
-        if (reads or writes) and not fixed(q):
-            return True
-    return False
-
-
-def _same_layer(network: Network, a: str, b: str) -> bool:
-    """a and b are views of one weight (same source key, or one a slice/stack part of the other)."""
-    if a == b:
-        return True
-    ia, ib = network.matrices.get(a), network.matrices.get(b)
-    if ia is None or ib is None:
-        return False
-    ka, kb = set(ia.source_key.split(" + ")) | {a}, set(ib.source_key.split(" + ")) | {b}
-    return bool(ka & kb)
 
 
 # -- the transform --------------------------------------------------------------------------
@@ -218,177 +87,6 @@ class _Ops:
         for s, g in self.row_blocks:
             b[s : s + g.shape[0]] = g @ b[s : s + g.shape[0]]
         return b
-
-
-def _kernel_views(network: Network, name: str) -> tuple[str, str | None, int]:
-    """(writer view, reader view or None, kernel size) of the weight ``name`` belongs to."""
-    info = network.matrices[name]
-    key = info.source_key or name
-    views = [n for n, i in network.matrices.items() if (i.source_key or n) == key and i.role in ("conv", "conv_in")]
-    writer = next((n for n in views if network.matrices[n].role == "conv"), name)
-    reader = next((n for n in views if network.matrices[n].role == "conv_in"), None)
-    if reader is None:
-        return writer, None, 1
-    return writer, reader, network.matrices[writer].shape[1] // network.matrices[reader].shape[1]
-
-
-def _channel_energy(network: Network, writer: str, ksz: int) -> np.ndarray:
-    """E[k, c] = Σ_r W[k, c·ksz + r]² of the writer view (channel-level squared weights)."""
-    w = network.matrix(writer)
-    return (w * w).reshape(w.shape[0], -1, ksz).sum(axis=2)
-
-
-def _solve_diagonal(network: Network, plan: GaugePlan, tol: float, max_iter: int):
-    """Per-space log-scalings u (block-coordinate descent, module docstring) and the summary."""
-    spaces = plan.spaces
-    kern = {}  # weight writer view -> (reader view, ksz)
-    for w in spaces:
-        kern[w] = _kernel_views(network, w)
-    reader_of = {}  # reader matrix -> (writer view of its weight, ksz, space)
-    for w, (_, readers) in spaces.items():
-        for r in readers:
-            wv, _, ksz = _kernel_views(network, r)
-            reader_of[r] = (wv, ksz, w)
-    # channel-level squared weights of every weight touching a balanced space
-    energy = {}
-    for w in spaces:
-        energy[kern[w][0]] = _channel_energy(network, kern[w][0], kern[w][2])
-    for r, (wv, ksz, _) in reader_of.items():
-        if wv not in energy:
-            energy[wv] = _channel_energy(network, wv, ksz)
-    bias_sq = {w: (lambda b: np.zeros(energy[kern[w][0]].shape[0]) if b is None else b * b)(network.bias(w))
-               for w in spaces}  # fmt: skip
-    u = {w: np.zeros(energy[kern[w][0]].shape[0]) for w in spaces}
-    in_space = {reader_of[r][0]: reader_of[r][2] for r in reader_of}  # weight -> space it reads
-    out_space = {kern[w][0]: w for w in spaces}  # weight -> space it writes
-
-    def u_out(weight):
-        s = out_space.get(weight)
-        return None if s is None else u[s]
-
-    def u_in(weight):
-        s = in_space.get(weight)
-        return None if s is None else u[s]
-
-    def in_out(w):
-        wv = kern[w][0]
-        e = energy[wv]
-        ui = u_in(wv)
-        a = (e if ui is None else e * np.exp(-2.0 * ui)[None, :]).sum(axis=1) * np.exp(2.0 * u[w])
-        a = a + bias_sq[w] * np.exp(2.0 * u[w])
-        c = np.zeros_like(a)
-        for r in spaces[w][1]:
-            rv = reader_of[r][0]
-            e = energy[rv]
-            uo = u_out(rv)
-            c += (e if uo is None else e * np.exp(2.0 * uo)[:, None]).sum(axis=0)
-        return a, c * np.exp(-2.0 * u[w])
-
-    it, resid, dead = 0, 0.0, 0
-    for it in range(1, max_iter + 1):
-        resid = 0.0
-        for w in spaces:
-            a, c = in_out(w)
-            ok = (a > 0) & (c > 0)
-            step = np.zeros_like(a)
-            step[ok] = 0.25 * np.log(c[ok] / a[ok])
-            u[w] = u[w] + step
-            resid = max(resid, float(np.max(np.abs(step), initial=0.0)))
-        if resid <= tol:
-            break
-        if resid <= _NEWTON_FROM and _newton(u, spaces, energy, out_space, in_space, bias_sq, kern, tol):
-            resid = max(float(np.max(np.abs(0.25 * np.log(c[(a > 0) & (c > 0)] / a[(a > 0) & (c > 0)])),
-                                     initial=0.0)) for a, c in (in_out(w) for w in spaces))  # fmt: skip
-            if resid <= tol:
-                break
-    for w in spaces:
-        a, c = in_out(w)
-        dead += int(np.count_nonzero(~((a > 0) & (c > 0))))
-    return u, kern, reader_of, {"iterations": it, "residual": resid, "converged": resid <= tol, "dead": dead}
-
-
-#: Block-coordinate descent hands over to Newton's method once every step is below this.
-_NEWTON_FROM = 1e-2
-
-
-def _newton(u, spaces, energy, out_space, in_space, bias_sq, kern, tol, max_steps: int = 50) -> bool:
-    """Newton's method with backtracking on f of eq. (74) in all log-scalings at once (a sparse
-    weighted-Laplacian Hessian; dead neurons held fixed). Updates ``u`` in place; False if the
-    linear algebra fails (the caller keeps sweeping)."""
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
-    names = list(spaces)
-    off = {}
-    n = 0
-    for w in names:
-        off[w] = n
-        n += u[w].size
-    terms = [(e, out_space.get(wv), in_space.get(wv)) for wv, e in energy.items()]
-
-    def evaluate(x, hess: bool):
-        f, g, d = 0.0, np.zeros(n), np.zeros(n)
-        rows, cols, vals = [], [], []
-        ins, outs = np.zeros(n), np.zeros(n)
-        for e, so, si in terms:
-            xo = x[off[so] : off[so] + e.shape[0]] if so else 0.0
-            yi = x[off[si] : off[si] + e.shape[1]] if si else 0.0
-            t = e * np.exp(2.0 * (np.asarray(xo)[..., None] - np.asarray(yi)))
-            f += float(t.sum())
-            if so:
-                rs = t.sum(axis=1)
-                g[off[so] : off[so] + rs.size] += 2 * rs
-                d[off[so] : off[so] + rs.size] += 4 * rs
-                ins[off[so] : off[so] + rs.size] += rs
-            if si:
-                cs = t.sum(axis=0)
-                g[off[si] : off[si] + cs.size] -= 2 * cs
-                d[off[si] : off[si] + cs.size] += 4 * cs
-                outs[off[si] : off[si] + cs.size] += cs
-            if hess and so and si:
-                k, c = np.nonzero(t)
-                rows += [off[so] + k, off[si] + c]
-                cols += [off[si] + c, off[so] + k]
-                vals += [-4 * t[k, c], -4 * t[k, c]]
-        for w in names:
-            t = bias_sq[w] * np.exp(2.0 * x[off[w] : off[w] + u[w].size])
-            f += float(t.sum())
-            g[off[w] : off[w] + t.size] += 2 * t
-            d[off[w] : off[w] + t.size] += 4 * t
-            ins[off[w] : off[w] + t.size] += t
-        h = None
-        if hess:
-            rows.append(np.arange(n))
-            cols.append(np.arange(n))
-            vals.append(d)
-            h = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-        return f, g, h, ins, outs
-
-    x = np.concatenate([u[w] for w in names])
-    f, g, h, ins, outs = evaluate(x, True)
-    live = np.flatnonzero((ins > 0) & (outs > 0))
-    for _ in range(max_steps):
-        try:
-            step = np.zeros(n)
-            step[live] = -spla.spsolve(h[live][:, live], g[live])
-        except Exception:  # noqa: BLE001 - singular or failed factorisation: keep sweeping
-            return False
-        if not np.all(np.isfinite(step)):
-            return False
-        t, slope = 1.0, float(g @ step)
-        while t > 1e-8:
-            f2, g2, h2, ins2, outs2 = evaluate(x + t * step, True)
-            if f2 <= f + 1e-4 * t * slope:
-                break
-            t /= 2
-        else:
-            return False
-        x, f, g, h, ins, outs = x + t * step, f2, g2, h2, ins2, outs2
-        if np.max(np.abs(0.25 * np.log(outs[live] / ins[live])), initial=0.0) <= tol:
-            break
-    for w in names:
-        u[w] = x[off[w] : off[w] + u[w].size]
-    return True
 
 
 def balanced_network(network: Network, *, tol: float = DEFAULT_TOL, max_iter: int = 20000) -> Network:
