@@ -17,7 +17,6 @@ import numpy as np
 
 from ..._parallel import init_worker
 from ...errors import FlagalignError
-from ...geometry.factored import pair_products
 from .measure import align_task
 from .plan import make_plan
 from .store import FactorStore
@@ -29,37 +28,13 @@ __all__ = ["network_values", "checkpoint_job", "checkpoint_flags", "save_flags",
 FORMAT = "flagalign-trajectory/1"
 
 
-def _values(pa, W, Wn, bias) -> dict:
-    """The trajectory metrics (``diagnostics.dynamics.metrics.METRICS``) of one PairAlignment."""
-    im = pa.imbalance
-    rel = pa.scalars()  # the relative norms exactly as pairs.csv has them
-    if bias is None:
-        aug = pa.commutator
-    else:  # eq. (26): the Gram commutator of W̃ = [W, b], factored (nothing n×n for narrow pairs)
-        aug = pair_products(np.column_stack([W, bias]), Wn, lost=False).commutator
-    return {
-        "imbalance": rel["imbalance"],
-        "imbalance_diag": rel["imbalance_diag"],
-        "imbalance_offdiag": rel["imbalance_offdiag"],
-        "imbalance_abs": im.full,
-        "imbalance_diag_abs": im.diag,
-        "imbalance_offdiag_abs": im.offdiag,
-        "commutator": pa.commutator,
-        "commutator_aug": float(aug),
-        "overlap": pa.overlap,
-        "overlap_ratio": pa.overlap_ratio,
-        "intersection_dim": pa.intersection_dim,
-        "lost_dims": pa.lost_dims,
-    }
-
-
 def network_values(net, ks: dict | None = None, k_user: int | None = None) -> list[dict]:
     """Every pair of ``net`` measured as ``analyze`` does (one factor task per matrix, freed after
     its last pair): ``[{"pair", "k", "dtype", "shapes", "values"}]`` in network order. ``ks``
     fixes a pair's k (the first checkpoint's), else ``k_user`` / eq. (14)'s default. A pair with
     an all-zero side goes through :func:`~flagalign.diagnostics.dynamics.metrics.pair_metrics`
     (its NaN flag observables); a non-finite matrix is an InputError."""
-    from ..dynamics.metrics import pair_metrics
+    from ..dynamics.metrics import alignment_metrics, pair_metrics
 
     ks = ks or {}
     plan = make_plan(net, k=k_user)
@@ -76,7 +51,7 @@ def network_values(net, ks: dict | None = None, k_user: int | None = None) -> li
             pa, why = align_task(task, W, Wn, store.factors(p.left), store.factors(p.right),
                                  k_user=k, bias=bias)
         if pa is not None:
-            vals, kk = _values(pa, W, Wn, bias), pa.k
+            vals, kk = alignment_metrics(pa, W, Wn, bias), pa.k
         else:  # zero side / rank 0 / unreadable: the reference path says why (or raises)
             vals, kk = pair_metrics(net.matrix(p.left), net.matrix(p.right), bias, k=k)
         store.release(p.left)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...geometry import commutator_norm, pair_alignment
+from ...geometry import pair_alignment
+from ...geometry.factored import pair_products
 from .rates import LAW_METRICS, Prediction, applicability, fit_rate, rate_regime
 
-__all__ = ["METRICS", "pair_metrics", "rate_table", "RATE_COLUMNS", "FLOOR_EPS_FACTOR"]
+__all__ = ["METRICS", "pair_metrics", "alignment_metrics", "rate_table", "RATE_COLUMNS",
+           "FLOOR_EPS_FACTOR"]
 
 #: Recorded metric names, in table order.
 METRICS = (
@@ -67,12 +69,38 @@ def pair_metrics(W, W_next, bias=None, k: int | None = None, method: str = "auto
 
     w, _ = as_float64(W, name="W")
     wn, _ = as_float64(W_next, name="W_next")
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        w = np.column_stack([w, b])
+    b = None if bias is None else as_float64(bias, name="bias", ndim=1)[0]
+    return alignment_metrics(pa, w, wn, b), pa.k
+
+
+def alignment_metrics(pa, W, W_next, bias=None) -> dict:
+    """The tracked metrics (:data:`METRICS`) of one measured pair: one record's values, shared by
+    :func:`pair_metrics` (the tracker) and ``flagalign trajectory``.
+
+    Parameters
+    ----------
+    pa : flagalign.geometry.PairAlignment
+        The pair measured with ``bias`` (its imbalance includes W̃ = [W, b], eq. (11)).
+    W : ndarray (n, in)
+        Writer, float64 (without the bias column).
+    W_next : ndarray (out, n)
+    bias : ndarray (n,), optional
+        W's bias: ``commutator_aug`` is then the Gram commutator of W̃ = [W, b] (eq. (26)),
+        computed factored (:func:`flagalign.geometry.factored.pair_products`; nothing n×n for
+        narrow pairs); without a bias it is ``pa.commutator`` (eq. (10)).
+
+    Returns
+    -------
+    dict
+        ``{metric: value}`` for every name in :data:`METRICS`.
+    """
     im = pa.imbalance
     rel = pa.scalars()  # the relative norms exactly as pairs.csv has them
-    values = {
+    if bias is None:
+        aug = pa.commutator
+    else:  # eq. (26): the Gram commutator of W̃ = [W, b], factored (nothing n×n for narrow pairs)
+        aug = pair_products(np.column_stack([W, bias]), W_next, lost=False).commutator
+    return {
         "imbalance": rel["imbalance"],
         "imbalance_diag": rel["imbalance_diag"],
         "imbalance_offdiag": rel["imbalance_offdiag"],
@@ -80,13 +108,12 @@ def pair_metrics(W, W_next, bias=None, k: int | None = None, method: str = "auto
         "imbalance_diag_abs": im.diag,
         "imbalance_offdiag_abs": im.offdiag,
         "commutator": pa.commutator,
-        "commutator_aug": commutator_norm(w @ w.T, wn.T @ wn),
+        "commutator_aug": float(aug),
         "overlap": pa.overlap,
         "overlap_ratio": pa.overlap_ratio,
         "intersection_dim": pa.intersection_dim,
         "lost_dims": pa.lost_dims,
     }
-    return values, pa.k
 
 
 def rate_table(
