@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ShapeMismatchError
 
-__all__ = ["as_float64", "input_eps", "storage_error", "is_low_precision", "is_quantized"]
+__all__ = ["as_float64", "as_bias", "input_eps", "storage_error", "is_low_precision", "is_quantized"]
 
 # Machine epsilon ε of the *input* precision (the gap between 1 and the next representable
 # number; the unit roundoff is u = ε/2): a float16 matrix cannot be trusted beyond ~1e-3 relative,
@@ -139,3 +139,13 @@ def is_low_precision(dtype: str) -> bool:
     tolerance: 16-bit and 8-bit floats and block-quantized types."""
     d = str(dtype).lower()
     return d in _EPS and d not in ("float32", "float64") or _is_quant(d)
+
+
+def as_bias(bias, n: int) -> np.ndarray | None:
+    """A writer's output bias as a float64 vector of length ``n`` (None stays None)."""
+    if bias is None:
+        return None
+    b, _ = as_float64(bias, name="bias", ndim=1)
+    if b.shape[0] != n:
+        raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+    return b

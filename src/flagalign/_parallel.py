@@ -12,8 +12,10 @@ worker gets the same one-thread limit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+from ._threads import set_process_blas_threads
 from .errors import InputError, MissingDependencyError
 
 __all__ = ["physical_cores", "check_jobs", "init_worker", "make_pool", "LocalPool", "DaskPool"]
@@ -56,12 +58,24 @@ def init_worker() -> None:
         return
     for v in _THREAD_VARS:
         os.environ[v] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
+    set_process_blas_threads(1)
+    _LIMITER = True
 
-        _LIMITER = threadpool_limits(limits=1)  # kept: the limit lasts for the process
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        _LIMITER = True
+
+@contextlib.contextmanager
+def _single_thread_env():
+    """The BLAS/OpenMP thread variables set to 1 while worker processes are started (they read
+    them when numpy is first imported), restored afterwards."""
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    os.environ.update({v: "1" for v in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
 
 
 class LocalPool:
@@ -75,31 +89,14 @@ class LocalPool:
 
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         # the children inherit these at start: BLAS reads them when numpy is first imported
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        os.environ.update({v: "1" for v in _THREAD_VARS})
-        try:
+        with _single_thread_env():
             self._ex = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method),
                                               initializer=init_worker)
-        finally:
-            for v, old in saved.items():
-                if old is None:
-                    os.environ.pop(v, None)
-                else:
-                    os.environ[v] = old
-        self._saved = saved
         self.workers = jobs
 
     def submit(self, fn, *args):
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        os.environ.update({v: "1" for v in _THREAD_VARS})  # workers start on first submit
-        try:
+        with _single_thread_env():  # workers start on first submit
             return self._ex.submit(fn, *args)
-        finally:
-            for v, old in saved.items():
-                if old is None:
-                    os.environ.pop(v, None)
-                else:
-                    os.environ[v] = old
 
     @staticmethod
     def wait_first(futures):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import as_float64
-from ..errors import ShapeMismatchError
+from .._arrays import as_bias
 from .commutator import commutator_norm
 from .imbalance import Imbalance, imbalance_from_grams
 
@@ -33,11 +32,7 @@ def gram_observables(w: np.ndarray, wn: np.ndarray, bias) -> tuple[float, Imbala
     so its norms are rescaled (to inf when the true norm exceeds float64's range).
     """
     n = w.shape[0]
-    b = None
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        if b.shape[0] != n:
-            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+    b = as_bias(bias, n)
     c = pow2_scale(w, wn, *(() if b is None else (b,)))
     cw, cn = w / c, wn / c
     g_w, g_next = cw @ cw.T, cn.T @ cn

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from .._arrays import as_float64
+from .._arrays import as_bias, as_float64
 from ..errors import InputError, ShapeMismatchError
 from ._basis import rank_from_singular_values, rank_rtol
 from .imbalance import Imbalance
@@ -213,11 +213,7 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         raise ShapeMismatchError(f"W has {n} outputs but W_next reads {wn.shape[1]} inputs")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(wn))):
         raise InputError("pair contains NaN or Inf weights")
-    b = None
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        if b.shape[0] != n:
-            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+    b = as_bias(bias, n)
     rtol_w = rank_rtol(w.shape, wdt) if rtol_w is None else float(rtol_w)
     rtol_n = rank_rtol(wn.shape, ndt) if rtol_n is None else float(rtol_n)
     nb = 0 if b is None else 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.linalg as sla
 
-from .._arrays import as_float64
+from .._arrays import as_bias, as_float64
 from .._validate import check_k, check_seed, check_tol
 from ..errors import InputError, ShapeMismatchError
 from ._basis import default_sine_tol, rank_from_singular_values, rank_rtol
@@ -341,12 +341,7 @@ def pair_alignment(
     if gauge == "balanced":
         if symmetry == "unknown":
             raise InputError("gauge='balanced' needs the pair's symmetry (symmetry=...); it is unknown")
-        b0 = None
-        if bias is not None:
-            b0, _ = as_float64(bias, name="bias", ndim=1)
-            if b0.shape[0] != n:
-                raise ShapeMismatchError(f"bias has {b0.shape[0]} entries, W has {n} outputs")
-        w2, wn2, b2 = balance_pair(w, wn, b0, symmetry)
+        w2, wn2, b2 = balance_pair(w, wn, as_bias(bias, n), symmetry)
         if w2 is not w or wn2 is not wn:
             w, wn, bias, left, right = w2, wn2, b2, None, None
     if tol is None:
@@ -359,11 +354,7 @@ def pair_alignment(
         left = top_subspaces(w, k, method=method, seed=seed)
     if right is None or right.V.shape[1] < k:
         right = top_subspaces(wn, k, method=method, seed=seed)
-    b = None
-    if bias is not None:
-        b, _ = as_float64(bias, name="bias", ndim=1)
-        if b.shape[0] != n:
-            raise ShapeMismatchError(f"bias has {b.shape[0]} entries, W has {n} outputs")
+    b = as_bias(bias, n)
     pa = assemble_pair(w, wn, left, right, k=k, tol=tol, rtol_w=rank_rtol(w.shape, wdt),
                        rtol_n=rank_rtol(wn.shape, ndt), bias=b, dtypes=(wdt, ndt))
     return _with_symmetry(pa, symmetry, gauge, w, wn, wdt, ndt)
