@@ -54,6 +54,9 @@ from .diagnostics._figures import register_drawer as _register_drawer
 # Level-1/2/3 hierarchy, docs/theory.md §3): one module object under its documented short name,
 # so `import flagalign.collapse` and `from flagalign.collapse import metrics` work.
 _sys.modules[__name__ + ".collapse"] = collapse
+for _sub in ("accumulator", "metrics", "record", "weight_only"):  # `import flagalign.collapse.metrics`
+    _sys.modules[f"{__name__}.collapse.{_sub}"] = _sys.modules[f"{collapse.__name__}.{_sub}"]
+del _sub
 
 
 # Figures, figure files and HTML of diagnostics results: diagnostics never imports report (report

@@ -77,12 +77,19 @@ def nc1(sigma_w: np.ndarray, M: np.ndarray, scale: float = 0.0) -> float:
     Computed as Σ_k v_kᵀ Σ_W v_k / s_k² over the numerically nonzero singular triplets of M
     (see :func:`_svd_rank` for the tolerance and ``scale``), which is the same number without
     forming a d×d pseudo-inverse. ``inf`` if M = 0.
+
+    Each v_kᵀ Σ_W v_k is taken from Σ_W's eigendecomposition with the eigenvalues clipped at 0
+    (the nearest PSD matrix): Σ_W is PSD, but an accumulated one is so only up to rounding
+    (≈ d·ε·‖Σ_W‖), and divided by a small s_k² that rounding made NC1 negative (e.g. −46 on a
+    linear net trained with cross-entropy, whose class means span a nearly degenerate direction).
+    The clipped value is ≥ 0 and differs from the exact one by at most that rounding / s_k².
     """
     s, vt, r = _svd_rank(M, scale)
     if r == 0:
         return float("inf")
     v = vt[:r]
-    proj = np.einsum("kd,de,ke->k", v, sigma_w, v)
+    lam, q = np.linalg.eigh((sigma_w + sigma_w.T) / 2.0)
+    proj = ((v @ q) ** 2) @ np.clip(lam, 0.0, None)
     return float(np.sum(proj / s[:r] ** 2))
 
 
