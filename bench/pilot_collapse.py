@@ -110,7 +110,8 @@ def main(argv=None) -> None:
                 acc = float((model(x).argmax(1) == y).double().mean())
             last, prev = model[-1], model[-3]
             r = metrics(H, y, last.weight.detach(), last.bias.detach())
-            w = weight_only_arrays(last.weight.detach(), prev.weight.detach())
+            w = weight_only_arrays(last.weight.detach(), prev.weight.detach(),
+                                   bias=prev.bias.detach(), activation=a.act)  # eq. (39), Ã = [A, b]
             Hd, yd = H.double().numpy(), y.numpy()
             mu = np.stack([Hd[yd == c].mean(0) for c in range(10)])
             s = np.linalg.svd(mu - mu.mean(0), compute_uv=False)[:9]
