@@ -123,6 +123,13 @@ def product_spectrum(w: np.ndarray, wn: np.ndarray, rtol_w: float, rtol_n: float
     rounding either stored factor (eq. (3)'s relative tolerances) moves σᵢ(W_next W) by about that."""
     import scipy.linalg as sla
 
-    s = sla.svdvals(wn @ w)
-    s1 = float(sla.norm(w, 2) * sla.norm(wn, 2)) if s.size else 0.0
+    n, m = w.shape[0], min(wn.shape[0], w.shape[1])
+    if 0 < n < m:  # thin hidden layer (an OV head): W' = Q₁R₁, Wᵀ = Q₂R₂, W'W = Q₁(R₁R₂ᵀ)Q₂ᵀ
+        r1 = sla.qr(wn, mode="r", check_finite=False)[0][:n]
+        r2 = sla.qr(w.T, mode="r", check_finite=False)[0][:n]
+        s = np.concatenate([sla.svdvals(r1 @ r2.T, check_finite=False), np.zeros(m - n)])
+        s1 = float(sla.svdvals(r1, check_finite=False)[0] * sla.svdvals(r2, check_finite=False)[0])
+    else:
+        s = sla.svdvals(wn @ w)
+        s1 = float(sla.norm(w, 2) * sla.norm(wn, 2)) if s.size else 0.0
     return s, (int(np.count_nonzero(s > max(rtol_w, rtol_n) * s1)) if s1 > 0 else 0)
