@@ -74,15 +74,21 @@ def random_init(network: Network, seed: int = 0) -> Network:
         for name, which, shape in _attention_matrices(network)
     }
     loaders = {n: (lambda n=n, s=i.shape: _draw(n, s, seed)) for n, i in infos.items()}
+    return _control_network(network, "random-init", seed, infos, loaders, fold_norms=False)
+
+
+def _control_network(network: Network, kind: str, seed: int, infos, loaders, *,
+                     fold_norms: bool) -> Network:
+    """A control of ``network``: its attention layers over the given matrices, no pairs."""
     return Network(
-        name=f"{network.name} [random-init seed={seed}]",
+        name=f"{network.name} [{kind} seed={seed}]",
         architecture=network.architecture,
         matrices=infos,
         loaders=loaders,
         pairs=[],
         attention=list(network.attention),
-        fold_norms=False,
-        source=f"random-init({network.source or network.name}, seed={seed})",
+        fold_norms=fold_norms,
+        source=f"{kind}({network.source or network.name}, seed={seed})",
     )
 
 
@@ -118,13 +124,5 @@ def mixed_heads(network: Network, seed: int = 0) -> Network:
         else:
             loaders[name] = lambda n=name, s=shape: (
                 seeded_rotation(s[0], seed, 104729, _crc(n)) @ network.matrix(n))
-    return Network(
-        name=f"{network.name} [mixed-heads seed={seed}]",
-        architecture=network.architecture,
-        matrices=infos,
-        loaders=loaders,
-        pairs=[],
-        attention=list(network.attention),
-        fold_norms=network.fold_norms,
-        source=f"mixed-heads({network.source or network.name}, seed={seed})",
-    )
+    return _control_network(network, "mixed-heads", seed, infos, loaders,
+                            fold_norms=network.fold_norms)
