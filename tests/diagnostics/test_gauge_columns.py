@@ -59,3 +59,30 @@ def test_pair_columns_scale_free_near_the_float64_range():
         elif c != "product_sv_max":
             assert big[c] == v, c
     assert big["product_sv_max"] == np.inf  # σ₁ ≈ 1e600: honestly beyond float64
+
+
+def test_moments_from_factors_equal_the_gram_moments():
+    """The per-matrix moments reused from factors (Gram, tall SVD, full spectrum) give the same
+    (tr Ã, ‖Ã‖²) as forming the Gram of the scaled [W, b] (eq. (78)), bias and extreme scales
+    included."""
+    from flagalign.diagnostics.gauge_columns import _exponent, _scaled_moments, factor_moments
+    from flagalign.geometry import top_subspaces
+    from flagalign.geometry.gram import gram_factors, tall_svd_factors
+    from flagalign.geometry.nulls import gram_moments
+
+    rng = np.random.default_rng(1)
+    for scale in (1.0, 2.0**-300, 2.0**300, 3e-7):
+        W = scale * rng.normal(size=(40, 12))
+        b = scale * rng.normal(size=40)
+        facts = [gram_factors(W, 3, "U", 1e-10), tall_svd_factors(W, 3, "U", 1e-10),
+                 top_subspaces(W, 12, method="exact")]  # fmt: skip
+        for f in facts:
+            mom = factor_moments(f, W.shape)
+            assert mom is not None
+            for bias in (None, b):
+                e = _exponent(W, bias) + 3  # a common exponent larger than W's own
+                ref = gram_moments(np.ldexp(W, -e), None if bias is None else np.ldexp(bias, -e))
+                got = _scaled_moments(W, bias, e, mom, _exponent(W, bias))
+                np.testing.assert_allclose(got, ref, rtol=1e-12)
+    # a randomized (truncated) factor has no full spectrum: the caller forms the Gram
+    assert factor_moments(top_subspaces(W, 3, method="randomized"), W.shape) is None

@@ -19,7 +19,7 @@ from ..geometry.nulls import VERDICT_COLUMNS, commutator_null, gram_moments, pai
 from ..models.gauge import GaugePlan, balanced_network, gauge_plan, pair_gauge_dependent
 
 __all__ = ["GAUGE_COLUMNS", "SYMMETRY_COLUMNS", "prepare_gauge", "gauge_columns", "empty_gauge_columns",
-           "pair_columns", "network_columns"]
+           "pair_columns", "network_columns", "factor_moments"]
 
 #: Symmetry columns, in order: the pair's group, the gauge measured in, whether angles, overlap,
 #: intersection_dim and commutator depend on the representative, and the GL invariants.
@@ -81,10 +81,13 @@ def network_columns(network, pair, gauge, plan: GaugePlan | None = None) -> dict
 
 
 def pair_columns(pair, *, W, Wn, bias, k, overlap, commutator, imbalance, rtol_w: float, rtol_n: float,
-                 commutator_null=None) -> dict:  # fmt: skip
+                 commutator_null=None, w_moments=None, next_moments=None) -> dict:  # fmt: skip
     """The columns of :data:`GAUGE_COLUMNS` that are functions of the pair alone: ``symmetry``, the
     GL invariants (GL pairs) and the null z-scores / verdicts; ``gauge`` / ``gauge_dependent``
-    are placeholders (``stored``, True) that :func:`network_columns` replaces."""
+    are placeholders (``stored``, True) that :func:`network_columns` replaces.
+
+    ``w_moments``, ``next_moments``: (tr G, ‖G‖²_F) of W's and W'’s Grams (no bias) when the
+    caller already has them (:func:`factor_moments`); else they are formed here."""
     out = {c: math.nan for c in GAUGE_COLUMNS}
     out.update(symmetry=pair.symmetry, gauge="stored", gauge_dependent=True)
     for c in VERDICT_COLUMNS:
@@ -105,11 +108,51 @@ def pair_columns(pair, *, W, Wn, bias, k, overlap, commutator, imbalance, rtol_w
     e = max(ew, en)
     b = None if bias is None else np.ldexp(bias, -e)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        wm = _scaled_moments(W, bias, e, w_moments, ew)
+        nm = _scaled_moments(Wn.T, None, e, next_moments, en)
         out.update(pair_verdicts(n=int(W.shape[0]), k=int(k), overlap=overlap, commutator=commutator,
                                  commutator_null=commutator_null, imbalance=imbalance,
-                                 w_moments=gram_moments(np.ldexp(W, -e), b),
-                                 next_moments=gram_moments(np.ldexp(Wn, -e).T)))  # fmt: skip
+                                 w_moments=wm, next_moments=nm))  # fmt: skip
     return out
+
+
+#: Largest |binary exponent| of a matrix whose unscaled Gram moments are used as they are (their
+#: squares and fourth powers stay far inside float64's range).
+_MOMENT_EXP = 200
+
+
+def factor_moments(f, shape) -> tuple[float, float] | None:
+    """(tr G, ‖G‖²_F) of a matrix's Gram G = WᵀW (= those of WWᵀ) from its factors, or None:
+    from a :class:`~flagalign.geometry.gram.GramFactors`' Gram, or from an exact full spectrum
+    (Σσ², Σσ⁴)."""
+    g = getattr(f, "gram", None)
+    if g is not None:
+        return float(np.trace(g)), float(np.einsum("ij,ij->", g, g))
+    if getattr(f, "moments", None) is not None:
+        return f.moments
+    s = np.asarray(getattr(f, "s", np.zeros(0)), dtype=np.float64)
+    if getattr(f, "method", "") == "exact" and getattr(f, "rank", None) is None and s.size == min(shape):
+        with np.errstate(over="ignore"):  # beyond float64: _scaled_moments forms the scaled Gram
+            s2 = s * s
+            return float(s2.sum()), float(s2 @ s2)
+    return None
+
+
+def _scaled_moments(x, bias, e: int, moments, ex: int) -> tuple[float, float]:
+    """(tr Ã, ‖Ã‖²_F) of Ã = x̃x̃ᵀ for x̃ = 2^(−e)·[x, bias] (eq. (78)): from the unscaled Gram
+    moments of x when given (scaled exactly by powers of two; tr adds ‖b‖², ‖Ã‖² adds
+    2‖xᵀb‖² + ‖b‖⁴), else from the Gram of the scaled matrix. ``ex``: x's :func:`_exponent`."""
+    if moments is None or abs(ex) > _MOMENT_EXP or abs(e) > _MOMENT_EXP:
+        b = None if bias is None else np.ldexp(bias, -e)
+        return gram_moments(np.ldexp(x, -e), b)
+    tr, f2 = float(np.ldexp(moments[0], -2 * e)), float(np.ldexp(moments[1], -4 * e))
+    if bias is not None:
+        b = np.ldexp(np.asarray(bias, dtype=np.float64), -e)
+        xb = np.ldexp(x, -e).T @ b
+        bb = float(b @ b)
+        tr += bb
+        f2 += 2.0 * float(xb @ xb) + bb * bb
+    return tr, f2
 
 
 def _exponent(x, bias=None) -> int:

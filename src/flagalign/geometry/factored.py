@@ -70,6 +70,8 @@ class PairProducts:
     norm_a, norm_b : float  ‖WWᵀ‖_F, ‖W_nextᵀW_next‖_F
     offdiag_direct : bool   ‖D − diag D‖_F was summed directly (the guard of eq. (18) fired)
     R : ndarray or None     the triangular factor of X = [W, b, W_nextᵀ] (``qr`` route), for reuse
+    M : ndarray or None     W_next W (o×i) when the route formed it (``gram``), for lost_dims
+                            (eq. (12)) to reuse
     """
 
     n: int
@@ -85,6 +87,7 @@ class PairProducts:
     norm_b: float
     offdiag_direct: bool
     R: np.ndarray | None
+    M: np.ndarray | None = None
 
     @property
     def imbalance_abs(self) -> float:
@@ -174,7 +177,8 @@ def _lost_from_r(r1: np.ndarray, r2top: np.ndarray, r2: np.ndarray, rtol_w: floa
 
 def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
                   rtol_w: float | None = None, rtol_n: float | None = None,
-                  lost: bool = True, small_only: bool = False) -> PairProducts | None:
+                  lost: bool = True, small_only: bool = False, gram_in=None,
+                  gram_next_out=None) -> PairProducts | None:
     """Commutator (eq. (10)), imbalance (eq. (11)) and lost_dims (eq. (12)) of one pair, from one
     Householder QR of X = [W, b, W_nextᵀ] when it is narrower than the hidden space
     (docs/theory.md §1.6, eqs. (16)–(19)); nothing n×n is formed then.
@@ -200,6 +204,10 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
         Compute lost_dims (one SVD of an m×i matrix and two small ``svdvals``).
     small_only : bool
         Return None instead of taking the ``dense`` route (the caller has its own n×n path).
+    gram_in, gram_next_out : ndarray, optional
+        WᵀW (i×i) and W_nextW_nextᵀ (o×o) when already formed (a factor's small Gram,
+        :class:`~flagalign.geometry.gram.GramFactors`): reused by the ``gram`` route instead of
+        forming them again (bit-identical: the same product).
 
     Returns
     -------
@@ -226,7 +234,7 @@ def pair_products(W, W_next, *, bias=None, qr=None, g_w=None, g_next=None,
     if qr is not None or k <= QR_RATIO * n:
         return _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o)
     if i + nb < n and o < n and g_w is None and g_next is None:
-        got = _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n)
+        got = _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n, gram_in, gram_next_out)
         if got is not None:
             return got
     if small_only:
@@ -297,18 +305,28 @@ def _qr_route(w, wn, b, qr, diag, rtol_w, rtol_n, lost, n, i, nb, o) -> PairProd
 GRAM_RTOL = 1e-8
 
 
-def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
+def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n, gram_in=None,
+                gram_next_out=None) -> PairProducts | None:
     """eq. (16b): the pair products from the small Grams G_w = W̃ᵀW̃, G_n = W_nextW_nextᵀ and
     M = W_next W̃ (nothing n×n), or None when a subtraction would cancel (the caller then forms
-    the n×n Grams)."""
+    the n×n Grams). ``gram_in`` = WᵀW and ``gram_next_out`` = W_nextW_nextᵀ are reused when given."""
 
     i = w.shape[1]
-    wt = w if b is None else np.column_stack([w, b])
-    gwt = wt.T @ wt  # W̃ᵀW̃ (i+1)×(i+1)
-    gw = gwt[:i, :i]  # WᵀW
-    gn = wn @ wn.T  # o×o
-    mt = wn @ wt  # W_next W̃ (o×(i+1))
-    mm = mt[:, :i]  # W_next W
+    gw = w.T @ w if gram_in is None else gram_in  # WᵀW
+    if b is None:
+        gwt = gw
+        mm = wn @ w  # W_next W (o×i)
+        mt = mm
+    else:  # W̃ᵀW̃ = [[WᵀW, Wᵀb], [bᵀW, bᵀb]], W_next W̃ = [W_next W, W_next b]
+        wb = w.T @ b
+        gwt = np.empty((i + 1, i + 1))
+        gwt[:i, :i] = gw
+        gwt[:i, i] = wb
+        gwt[i, :i] = wb
+        gwt[i, i] = float(b @ b)
+        mm = wn @ w
+        mt = np.column_stack([mm, wn @ b])
+    gn = wn @ wn.T if gram_next_out is None else gram_next_out  # o×o
     norm_a, norm_b, norm_at = _fro(gw), _fro(gn), _fro(gwt)
     # γ: relative rounding of the products formed with inner dimension n, scaled by the effective
     # rank factors tr(G)/‖G‖_F ≥ 1 (|ΔG| ≤ γₙ|W|ᵀ|W| gives ‖ΔG‖_F ≤ γₙ tr G)
@@ -343,7 +361,8 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n) -> PairProducts | None:
     return PairProducts(n=n, m=n, route="gram", commutator=float(comm), imbalance=imb,
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(imb.offdiag, denom, full), lost_dims=lost_d,
-                        rank_w=None, norm_a=norm_a, norm_b=norm_b, offdiag_direct=False, R=None)
+                        rank_w=None, norm_a=norm_a, norm_b=norm_b, offdiag_direct=False, R=None,
+                        M=mm)
 
 
 def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -> PairProducts:

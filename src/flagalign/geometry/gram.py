@@ -60,6 +60,8 @@ class GramFactors(NamedTuple):
     gram_side : ``"in"`` (AᵀA, on A's input space) or ``"out"`` (AAᵀ, on its output space)
     col_map : (n, r) matrix B = V_r Σ_r⁻¹ with A·B an orthonormal basis of A's numerical column
         space (eq. (12)), set by :func:`tall_svd_factors` when r < n; else None
+    moments : (Σσᵢ², Σσᵢ⁴) over the full spectrum (= tr G, ‖G‖²_F of either Gram) when known
+        without ``gram`` (:func:`tall_svd_factors`); else None
     """
 
     U: np.ndarray | None
@@ -71,6 +73,7 @@ class GramFactors(NamedTuple):
     gram: np.ndarray | None
     gram_side: str | None
     col_map: np.ndarray | None = None
+    moments: tuple | None = None
 
 
 def gram_rounding(g: np.ndarray, inner: int) -> float:
@@ -218,5 +221,8 @@ def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float) -> GramFact
     v = vt[:k].T
     u = _orth_keep_flag((a @ v) / sv[:k]) if "U" in sides else None
     col_map = (vt[:rank].T / sv[:rank]) if rank < n else None
+    with np.errstate(over="ignore"):  # moments beyond float64 are inf: callers rescale instead
+        s2 = sv * sv
+        mom = (float(s2.sum()), float(s2 @ s2))
     return GramFactors(u, sv[:k].copy(), v if "V" in sides else None, "exact", rank,
-                       float(sv[-1]), None, None, col_map)
+                       float(sv[-1]), None, None, col_map, mom)

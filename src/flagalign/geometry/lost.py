@@ -121,6 +121,16 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
         return None
     if m is None:
         m = Wn @ W
+    g = getattr(left, "gram", None) if getattr(left, "gram_side", None) == "in" else None
+    tau = rtol_n * s_next0
+    delta = _m_rounding(W, Wn, g, smin, tau) if g is not None else np.inf
+    if delta <= _MAX_MARGIN:
+        c = m.T @ m  # MᵀM, shared by eqs. (12b) and (12c)
+        if m.shape[0] >= i and _certified_generalized(m, g, tau * (1.0 + delta), W.shape[0], c):
+            return r - i  # σ_min(W'Q) > τ proven from WᵀW and M = W'W, no QR of W (eq. (12b))
+        got = _count_by_inertia(m, g, tau, W.shape[0], delta, c)
+        if got is not None:
+            return r - got  # rank(W'Q) at τ from the inertia of MᵀM − t²·WᵀW (eq. (12c))
     rr = sla.qr(W, mode="r", check_finite=False)[0][:i]
     x = sla.solve_triangular(rr, m.T, trans="T", lower=False, check_finite=False).T  # M R⁻¹
     tau = rtol_n * s_next0
@@ -170,6 +180,80 @@ def lost_dims_from_factors(W, Wn, left, right, rtol_w: float, rtol_n: float, m=N
             return int(r - got)
         sv = sla.svdvals(x)
     return int(r - rank_from_singular_values(sv, tol, s_next0))
+
+
+#: Largest relative move of σ(W'Q) by M's rounding (:func:`_m_rounding`) for which eqs. (12b),
+#: (12c) are used.
+_MAX_MARGIN = 1e-3
+
+
+def _m_rounding(W, Wn, g, smin: float, tau: float) -> float:
+    """Bound, relative to ``tau``, on how far the rounding of M = fl(W'W) moves σ(M R⁻¹):
+    ‖ΔM‖₂ ≤ γₙ‖W'‖_F‖W‖_F (Higham Thm 3.5) and ‖ΔM R⁻¹‖₂ ≤ ‖ΔM‖₂ / σ_min(W), doubled (eqs. (12b),
+    (12c)). ``g`` = WᵀW (‖W‖_F² = tr g), ``smin`` a lower bound on σ_min(W)."""
+    n = W.shape[0]
+    if not (smin > 0.0 and tau > 0.0) or n * _EPS >= 1.0:
+        return np.inf
+    gamma = n * _EPS / 2.0 / (1.0 - n * _EPS / 2.0)
+    fro_w = float(np.sqrt(max(float(np.trace(g)), 0.0)))
+    fro_n = float(np.linalg.norm(Wn))
+    return 2.0 * max(gamma * fro_n * fro_w / smin / tau, 1e-12)
+
+
+def _certified_generalized(m: np.ndarray, g: np.ndarray, t: float, inner: int,
+                           c: np.ndarray | None = None) -> bool:
+    """Prove σ_min(M R⁻¹) > t for M = W'W (o×i, o ≥ i) and W = QR of full column rank, from the
+    computed Gram g = fl(WᵀW) alone (docs/theory.md eq. (12b)).
+
+    (MR⁻¹)ᵀ(MR⁻¹) − t²I = R⁻ᵀ(MᵀM − t²·WᵀW)R⁻¹, so σ_min(MR⁻¹) > t ⇔ MᵀM − t²·WᵀW ≻ 0 — no QR of
+    W and no triangular solve. H = fl(MᵀM) − t²·g differs from the exact MᵀM − t²·WᵀW by at most
+    η = γ_o·tr(MᵀM) + t²·γ_inner·tr(g) + 2u(‖fl(MᵀM)‖_F + t²‖g‖_F) (Higham Thm 3.5), and a
+    Cholesky factorization of H − (η + η_chol)·I succeeds only if λ_min(H) > η (Higham Thm 10.3,
+    as :func:`~flagalign.geometry.gram.min_singular_value_exceeds`). The caller passes
+    t = τ(1 + δ), δ covering M's rounding (:func:`_m_rounding`). Returns False when not proven
+    (the caller then takes the QR route). ``c``: MᵀM when already formed."""
+    i = g.shape[0]
+    c = m.T @ m if c is None else c
+    t2 = float(t) ** 2
+    u = _EPS / 2.0
+    fc, fg = float(np.linalg.norm(c)), float(np.linalg.norm(g))
+    eta = (gram_rounding(c, m.shape[0]) + t2 * gram_rounding(g, inner)
+           + 2.0 * u * (fc + t2 * fg))
+    eta_chol = 2.0 * (i + 1) * i * u * (fc + t2 * fg + eta) * 1.01
+    h = c - t2 * g
+    h[np.diag_indices_from(h)] -= eta + eta_chol
+    return sla.lapack.dpotrf(h, lower=False, clean=False, overwrite_a=True)[1] == 0
+
+
+def _count_by_inertia(m: np.ndarray, g: np.ndarray, tau: float, inner: int,
+                      delta: float, c: np.ndarray | None = None) -> int | None:
+    """#{σᵢ(M R⁻¹) > τ} for M = W'W and W = QR of full column rank, from the inertia of
+    H(t) = MᵀM − t²·WᵀW = Rᵀ((MR⁻¹)ᵀ(MR⁻¹) − t²I)R (Sylvester's law of inertia: H(t) has as many
+    positive eigenvalues as MR⁻¹ has singular values above t; docs/theory.md eq. (12c)).
+
+    The count is taken at t = τ(1 − δ) and t = τ(1 + δ) (M's rounding moves σ(MR⁻¹) by less than
+    δτ, :func:`_m_rounding`); each eigenvalue of fl(H) must lie outside ±η, η bounding the
+    rounding of both Grams, of the difference and of the symmetric eigensolver (backward error
+    4·i·u·‖H‖_F). Returns None — the caller's QR route decides — when an eigenvalue is inside the
+    band or the two counts differ (a σ within δτ of τ). ``c``: MᵀM when already formed."""
+    c = m.T @ m if c is None else c
+    u = _EPS / 2.0
+    i = g.shape[0]
+    fc, fg = float(np.linalg.norm(c)), float(np.linalg.norm(g))
+    eta_c, eta_g = gram_rounding(c, m.shape[0]), gram_rounding(g, inner)
+    counts = []
+    for f in (1.0 - delta, 1.0 + delta):
+        t2 = (f * float(tau)) ** 2
+        h = c - t2 * g
+        lam = sla.eigh(h, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evr")
+        eta = (eta_c + t2 * eta_g + 2.0 * u * (fc + t2 * fg)
+               + 4.0 * i * u * float(np.sqrt(np.sum(lam * lam))))
+        if np.any(np.abs(lam) <= eta):
+            return None
+        counts.append(int(np.count_nonzero(lam > 0.0)))
+    if counts[0] != counts[1]:
+        return None
+    return counts[0]
 
 
 def _certified_full_rank(x: np.ndarray, tau: float, norm_ub: float) -> int | None:

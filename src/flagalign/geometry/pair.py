@@ -221,13 +221,16 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
     reuse = getattr(left, "gram_side", None) == "out" or getattr(right, "gram_side", None) == "in"
     if GRAM_ROUTE and not reuse and _grams_representable(W, Wn, bias):
         # no n×n Gram in hand: the small-Gram route (eq. (16b)) when its guards hold
+        # the factors' small Grams WᵀW and W'W'ᵀ are the ones this route needs: reuse them
+        g_in = left.gram if getattr(left, "gram_side", None) == "in" else None
+        g_next = right.gram if getattr(right, "gram_side", None) == "out" else None
         pp = pair_products(W, Wn, bias=bias, rtol_w=rtol_w, rtol_n=rtol_n, lost=False,
-                           small_only=True)
+                           small_only=True, gram_in=g_in, gram_next_out=g_next)
         if pp is not None:
             null = commutator_null_rms_from_moments(
                 np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
                 pp.norm_b**2, n)
-            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, None, rank_next)
+            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, pp.M, rank_next)
             return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v,
                               pp.commutator, pp.imbalance, lost, null, fl)
     if _grams_representable(W, Wn, bias):

@@ -15,7 +15,7 @@ import numpy as np
 from ...geometry import default_k, rank_from_singular_values
 from ...geometry.pair import assemble_pair
 from .store import truncate
-from ..gauge_columns import pair_columns
+from ..gauge_columns import factor_moments, pair_columns
 from .table import empty_row, pair_row
 
 __all__ = ["measure_task", "align_task", "choose_k", "factor_rank"]
@@ -98,7 +98,8 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     row = pair_row(p, depth, pa, task.method)
     row.update(pair_columns(p, W=W, Wn=Wn, bias=bias, k=row["k"], overlap=row["overlap"],
                             commutator=row["commutator"], imbalance=row["imbalance"], rtol_w=rtol_w,
-                            rtol_n=rtol_n))  # symmetry, GL invariants, nulls, verdicts (§7)
+                            rtol_n=rtol_n, w_moments=factor_moments(left, W.shape),
+                            next_moments=factor_moments(right, Wn.shape)))  # §7 columns
     row["seconds"] = time.perf_counter() - t0
     ang = np.degrees(np.asarray(pa.angles, dtype=np.float64)).astype(np.float32)
     table = np.asarray(pa.flag_table, dtype=np.float32) if keep_flag else None
