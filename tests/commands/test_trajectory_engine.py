@@ -101,3 +101,28 @@ def test_a_cut_run_resumes_from_the_records_on_disk(run_dir, tmp_path):
     fresh = _traj(run_dir, cut, "--jobs", 1, "--fresh")
     pd.testing.assert_frame_equal(fresh, full, check_exact=True)
     assert main(["trajectory", str(run_dir), "--out", str(cut), "--quiet", "--k", "1"]) == 2
+
+
+def test_speculative_checkpoints_are_redone_when_k_changes(tmp_path):
+    """`--jobs 2` starts every checkpoint at once with the default k; a checkpoint whose pairs'
+    default k differs from the first checkpoint's (here: the first checkpoint's hidden layer has
+    rank 2, so its k is 2 where the later ones' default is 4) is run again with the first one's
+    k — the output equals `--jobs 1`'s exactly."""
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for s in range(1, 6):
+        w0 = rng.standard_normal((16, 6))
+        if s == 1:  # rank 2 at the first step: k = min(⌊16/4⌋, rank) = 2
+            w0 = rng.standard_normal((16, 2)) @ rng.standard_normal((2, 6))
+        sd = {"0.weight": w0.astype(np.float32),
+              "1.weight": rng.standard_normal((9, 16)).astype(np.float32)}
+        save_file(sd, str(folder / f"step_{s}.safetensors"))
+    one = _traj(folder, tmp_path / "one", "--jobs", 1)
+    two = _traj(folder, tmp_path / "two", "--jobs", 2)
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    recs = [json.loads(r) for r in (tmp_path / "two" / "trajectory.jsonl").read_text().splitlines()[1:]]
+    assert {p["k"] for r in recs for p in r["pairs"]} == {2}
+    assert sorted(r["step"] for r in recs) == [1, 2, 3, 4, 5]

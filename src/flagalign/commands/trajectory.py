@@ -234,38 +234,92 @@ def _run_checkpoints(ckpts, done, args, jobs, jsonl, header, flags_dir) -> dict:
 
     try:
         step0, path0 = ckpts[0]
-        if step0 not in records:
-            finish(checkpoint_job(path0, step0, None, args.k, str(flags_dir)))
-        ks = {p["pair"]: p["k"] for p in records[step0]["pairs"]}
         todo = [(s, p) for s, p in ckpts if s not in records]
         scheduler = getattr(args, "scheduler", None)
         if todo and (scheduler is not None or (jobs > 1 and len(todo) > 1)):
-            from .._parallel import make_pool
-
-            pool = make_pool(jobs, scheduler)
-            try:
-                inflight, it = {}, iter(todo)
-                cap = 2 * pool.workers
-                while True:
-                    for s, p in it:
-                        inflight[pool.submit(checkpoint_job, str(p), s, ks, args.k,
-                                             str(flags_dir))] = s
-                        if len(inflight) >= cap:
-                            break
-                    if not inflight:
-                        break
-                    for fut in pool.wait_first(inflight):
-                        inflight.pop(fut)
-                        finish(fut.result())
-            finally:
-                pool.close()
+            _run_pool(todo, records, step0, args, jobs, scheduler, flags_dir, finish)
         else:
+            if step0 not in records:
+                finish(checkpoint_job(path0, step0, None, args.k, str(flags_dir)))
+            ks = _first_ks(records[step0])
             for s, p in todo:
-                finish(checkpoint_job(p, s, ks, args.k, str(flags_dir)))
+                if s != step0:
+                    finish(checkpoint_job(p, s, ks, args.k, str(flags_dir)))
     finally:
         if bar is not None:
             bar.close()
     return records
+
+
+def _first_ks(record) -> dict:
+    """Each pair's k in the first checkpoint's record: every later checkpoint uses it."""
+    return {p["pair"]: p["k"] for p in record["pairs"]}
+
+
+def _run_pool(todo, records, step0, args, jobs, scheduler, flags_dir, finish) -> None:
+    """The checkpoints of ``todo`` in parallel, all started at once. Locally the main process is
+    one of the ``jobs`` workers (it has everything imported: it starts on the first checkpoint
+    while the ``jobs − 1`` pool processes start up); on a Dask ``scheduler`` every checkpoint goes
+    to the cluster. Until the first checkpoint (which fixes each pair's k) is done, the others run
+    *speculatively* with the default k; a speculative record is kept when every pair's k equals
+    the first checkpoint's (then it is exactly the record computed with those k's: ``choose_k``
+    returns the same k and nothing else depends on it), else that checkpoint is run again."""
+    from .._parallel import make_pool
+    from ..diagnostics.analysis.checkpoints import checkpoint_job
+
+    state = {"ks": _first_ks(records[step0]) if step0 in records else None}
+    held: dict = {}  # speculative records waiting for the first checkpoint's k's
+    queue = list(todo)
+
+    def job(s, p):
+        ks = state["ks"] if s != step0 else None
+        return (str(p), s, ks, args.k, str(flags_dir)), state["ks"] is not None or s == step0
+
+    def handle(s, p, final, rec):
+        if final:
+            finish(rec)
+            if s == step0:
+                state["ks"] = _first_ks(rec)
+                for s2, (p2, r2) in sorted(held.items()):
+                    _keep_or_redo(r2, s2, p2, state["ks"], finish, queue)
+                held.clear()
+        elif state["ks"] is None:
+            held[s] = (p, rec)
+        else:
+            _keep_or_redo(rec, s, p, state["ks"], finish, queue)
+
+    local = scheduler is None
+    pool = make_pool(max(1, jobs - 1) if local else jobs, scheduler)
+    try:
+        inflight: dict = {}
+        cap = 2 * pool.workers
+        while True:
+            mine = queue.pop(0) if local and queue else None
+            while queue and len(inflight) < cap:
+                s, p = queue.pop(0)
+                a, final = job(s, p)
+                inflight[pool.submit(checkpoint_job, *a)] = (s, p, final)
+            if mine is not None:
+                a, final = job(*mine)
+                handle(mine[0], mine[1], final, checkpoint_job(*a))
+                ready = [f for f in inflight if f.done()]
+            elif inflight:
+                ready = list(pool.wait_first(inflight))
+            else:
+                break
+            for fut in ready:
+                s, p, final = inflight.pop(fut)
+                handle(s, p, final, fut.result())
+    finally:
+        pool.close()
+
+
+def _keep_or_redo(rec, step, path, ks, finish, queue) -> None:
+    """Keep a speculative record whose k's equal the first checkpoint's, else queue it again."""
+    if {p["pair"]: p["k"] for p in rec["pairs"]} == ks:
+        finish(rec)
+    else:
+        queue.append((step, path))
 
 
 def _print_flags(flags, pd) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..._parallel import init_worker
 from ...errors import FlagalignError
 from .measure import align_task
 from .plan import make_plan
-from .store import FactorStore
+from .store import FactorStore, truncate
 
 __all__ = ["network_values", "checkpoint_job", "checkpoint_flags", "save_flags", "load_flags",
            "read_records", "append_record", "FORMAT"]
@@ -28,17 +29,26 @@ __all__ = ["network_values", "checkpoint_job", "checkpoint_flags", "save_flags",
 FORMAT = "flagalign-trajectory/1"
 
 
-def network_values(net, ks: dict | None = None, k_user: int | None = None) -> list[dict]:
+def network_values(net, ks: dict | None = None, k_user: int | None = None,
+                   flags: dict | None = None) -> list[dict]:
     """Every pair of ``net`` measured as ``analyze`` does (one factor task per matrix, freed after
     its last pair): ``[{"pair", "k", "dtype", "shapes", "values"}]`` in network order. ``ks``
     fixes a pair's k (the first checkpoint's), else ``k_user`` / eq. (14)'s default. A pair with
     an all-zero side goes through :func:`~flagalign.diagnostics.dynamics.metrics.pair_metrics`
-    (its NaN flag observables); a non-finite matrix is an InputError."""
+    (its NaN flag observables); a non-finite matrix is an InputError.
+
+    ``flags``: a dict filled with each matrix's (output, input) flags (:func:`checkpoint_flags`)
+    from the same factors — the factor tasks then ask for both sides at the flags' depth too, so
+    no matrix is factorised twice."""
     from ..dynamics.metrics import alignment_metrics, pair_metrics
 
     ks = ks or {}
     plan = make_plan(net, k=k_user)
-    store = FactorStore(net, plan.matrices, 0)
+    tasks = plan.matrices
+    if flags is not None:
+        tasks = {n: replace(t, sides="UV", k=max(t.k, _flag_k(net.matrices[n].shape, k_user)))
+                 for n, t in tasks.items()}
+    store = FactorStore(net, tasks, 0)
     out = []
     for task in plan.pairs:
         p = task.pair
@@ -46,6 +56,10 @@ def network_values(net, ks: dict | None = None, k_user: int | None = None) -> li
         k = ks.get(p.name, k_user)
         why = store.problem(p.left) or store.problem(p.right)
         W, Wn, bias = store.matrix(p.left), store.matrix(p.right), net.bias(p.left)
+        if flags is not None:
+            for name, m in ((p.left, W), (p.right, Wn)):
+                if name not in flags and m is not None:
+                    flags[name] = _flags_from_factors(net, name, m, store.factors(name), k_user)
         pa = None
         if not why:
             pa, why = align_task(task, W, Wn, store.factors(p.left), store.factors(p.right),
@@ -76,26 +90,57 @@ def checkpoint_job(path, step: int, ks: dict | None, k_user: int | None,
             from ...errors import InputError
 
             raise InputError("no adjacent pairs found in this checkpoint")
-        pairs = network_values(net, ks, k_user)
+        flags = {} if flags_dir is not None else None
+        pairs = network_values(net, ks, k_user, flags)
         if flags_dir is not None:
             save_flags(os.path.join(str(flags_dir), f"step_{int(step)}.npz"),
-                       checkpoint_flags(net, k_user))
+                       checkpoint_flags(net, k_user, flags))
     except FlagalignError as exc:
         raise type(exc)(f"checkpoint {path}: {exc}") from None
     return {"step": int(step), "checkpoint": os.path.basename(os.path.normpath(str(path))),
             "pairs": pairs}
 
 
-def checkpoint_flags(net, k=None) -> dict:
-    """{matrix: (output flag, input flag) or None} of every matrix in ``net``'s pairs, exactly as
-    :meth:`FlagHistory.add <flagalign.diagnostics.flag_drift.FlagHistory.add>` computes them."""
-    from ...geometry import default_k, top_subspaces
+def _flag_k(shape, k=None) -> int:
+    """The depth of a matrix's flags: the user's k (capped at min(shape)) or eq. (14)'s default."""
+    from ...geometry import default_k
+
+    lo = min(shape)
+    return min(int(k), lo) if k else default_k(lo, lo)
+
+
+def _flags_from_factors(net, name, m, f, k=None):
+    """:func:`~flagalign.diagnostics.flag_drift.matrix_flags` from the factors the pairs already
+    computed (top-k of both sides); :data:`_MISSING` when they do not hold both sides to the flags'
+    depth (a rank below it: :func:`checkpoint_flags` then takes the SVD)."""
     from ..flag_drift import matrix_flags
 
+    kk = _flag_k(m.shape, k)
+    if f is None or f.U is None or f.V is None or f.s.shape[0] < kk:
+        return _MISSING
+    return matrix_flags(truncate(f, kk), m, str(net.matrices[name].dtype))
+
+
+#: Marks a matrix whose flags could not be read off its factors.
+_MISSING = object()
+
+
+def checkpoint_flags(net, k=None, known: dict | None = None) -> dict:
+    """{matrix: (output flag, input flag) or None} of every matrix in ``net``'s pairs, as
+    :meth:`FlagHistory.add <flagalign.diagnostics.flag_drift.FlagHistory.add>` computes them
+    (eq. (63) on the top-k factors). ``known``: flags already read off the pairs' factors
+    (:func:`network_values`); the others get their own SVD."""
+    from ...geometry import top_subspaces
+    from ..flag_drift import matrix_flags
+
+    known = known or {}
     out = {}
     for name in dict.fromkeys(n for p in net.pairs for n in (p.left, p.right)):
+        if known.get(name, _MISSING) is not _MISSING:
+            out[name] = known[name]
+            continue
         m = net.matrix(name)
-        kk = min(k, min(m.shape)) if k else default_k(min(m.shape), min(m.shape))
+        kk = _flag_k(m.shape, k)
         flags = None
         if np.all(np.isfinite(m)) and np.any(m):
             flags = matrix_flags(top_subspaces(m, kk, method="auto", seed=0), m,
