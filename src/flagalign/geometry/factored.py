@@ -72,6 +72,7 @@ class PairProducts:
     R : ndarray or None     the triangular factor of X = [W, b, W_nextᵀ] (``qr`` route), for reuse
     M : ndarray or None     W_next W (o×i) when the route formed it (``gram``), for lost_dims
                             (eq. (12)) to reuse
+    MtM : ndarray or None   MᵀM (i×i), formed by the ``gram`` route, reused by eqs. (12b)–(12c)
     """
 
     n: int
@@ -88,6 +89,7 @@ class PairProducts:
     offdiag_direct: bool
     R: np.ndarray | None
     M: np.ndarray | None = None
+    MtM: np.ndarray | None = None
 
     @property
     def imbalance_abs(self) -> float:
@@ -332,6 +334,7 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n, gram_in=None,
     # rank factors tr(G)/‖G‖_F ≥ 1 (|ΔG| ≤ γₙ|W|ᵀ|W| gives ‖ΔG‖_F ≤ γₙ tr G)
     tw, tn = float(np.trace(gwt)), float(np.trace(gn))
     gamma = 4.0 * n * _U * ((tw / norm_at if norm_at > 0 else 1.0) + (tn / norm_b if norm_b > 0 else 1.0))
+    pm = None
     if norm_a == 0.0 or norm_b == 0.0:
         comm = 0.0
     else:
@@ -362,7 +365,7 @@ def _gram_route(w, wn, b, diag, rtol_w, rtol_n, lost, n, gram_in=None,
                         imbalance_diag_rel=_rel(diag, denom, full),
                         imbalance_offdiag_rel=_rel(imb.offdiag, denom, full), lost_dims=lost_d,
                         rank_w=None, norm_a=norm_a, norm_b=norm_b, offdiag_direct=False, R=None,
-                        M=mm)
+                        M=mm, MtM=pm)
 
 
 def _dense_route(w, wn, b, g_w, g_next, diag, diag_d, rtol_w, rtol_n, lost, n) -> PairProducts:

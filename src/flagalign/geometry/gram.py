@@ -36,7 +36,7 @@ import scipy.linalg as sla
 from ._basis import rank_from_singular_values
 
 __all__ = ["GramFactors", "gram_factors", "tall_svd_factors", "min_singular_value_exceeds",
-           "gram_rounding"]
+           "gram_rounding", "gram_side", "smaller_gram"]
 
 #: Gram eigenvectors are used only when σ_k ≥ σ₁ / (2·MAX_AMPLIFICATION): their angle error is
 #: then at most MAX_AMPLIFICATION times the exact SVD's own sensitivity (σ₁/(2σ_k), see above).
@@ -129,8 +129,20 @@ def _orth_keep_flag(x: np.ndarray) -> np.ndarray:
 _GRAM_SAFE = 1e150
 
 
+def gram_side(shape, sides: str) -> str:
+    """Which Gram :func:`gram_factors` factorises: ``"in"`` (AᵀA) for a tall matrix or a square
+    one whose left vectors are not wanted, else ``"out"`` (AAᵀ)."""
+    m, n = shape
+    return "in" if (m > n or (m == n and "U" not in sides)) else "out"
+
+
+def smaller_gram(a: np.ndarray, sides: str) -> np.ndarray:
+    """The Gram of :func:`gram_side`: AᵀA or AAᵀ."""
+    return a.T @ a if gram_side(a.shape, sides) == "in" else a @ a.T
+
+
 def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
-                 rank_fallback: bool = False) -> GramFactors | None:
+                 rank_fallback: bool = False, gram=None) -> GramFactors | None:
     """Top-k factors of the finite float64 matrix ``a`` from its smaller Gram, or None when its
     full numerical rank (eq. (3) at relative tolerance ``rtol``) cannot be certified.
 
@@ -145,6 +157,7 @@ def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
     k : number of triplets (capped at min(m, n))
     sides : ``"U"``, ``"V"`` or ``"UV"`` — which singular vectors to return
     rtol : relative rank tolerance of eq. (3) (``rank_rtol(shape, stored dtype)``)
+    gram : the Gram of :func:`smaller_gram` (a, sides) when already formed
     """
     m, n = a.shape
     s = min(m, n)
@@ -153,8 +166,8 @@ def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
     if not float(np.max(np.abs(a))) < _GRAM_SAFE:
         return None  # Gram entries would overflow (|a| near 1e300): the caller's exact SVD
     want_u, want_v = "U" in sides, "V" in sides
-    side = "in" if (m > n or (m == n and not want_u)) else "out"
-    g = a.T @ a if side == "in" else a @ a.T
+    side = gram_side(a.shape, sides)
+    g = smaller_gram(a, sides) if gram is None else gram
     k = max(1, min(int(k), s))
     if not rank_fallback:
         # cheap screen: λ₁ ≥ max diag(G), so a failed Cholesky of G − 0.999·rtol²·max diag(G)·I
@@ -197,7 +210,8 @@ def gram_factors(a: np.ndarray, k: int, sides: str, rtol: float,
                        g, side)
 
 
-def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float) -> GramFactors | None:
+def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float,
+                     gram=None) -> GramFactors | None:
     """Exact-SVD factors of a tall matrix (m > n) without forming its m×n left singular basis.
 
     A = QR (Householder), R = U_R Σ Vᵀ (LAPACK gesdd on n×n), so σ(A) = σ(R) and A's right
@@ -206,6 +220,7 @@ def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float) -> GramFact
     re-orthonormalised (only when σ_k ≥ σ₁/(2·MAX_AMPLIFICATION), else None); and lost_dims
     (eq. (12)) gets ``col_map`` = V_r Σ_r⁻¹, since A·V_r Σ_r⁻¹ = Q·U_R[:, :r] is the SVD basis
     of the numerical column space, so W'Q_r = (W'A)·col_map divides only by σᵢ > rtol·σ₁.
+    ``gram``: AᵀA when already formed, kept in the result for the pair products to reuse.
     """
     m, n = a.shape
     if m <= n:
@@ -225,4 +240,4 @@ def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float) -> GramFact
         s2 = sv * sv
         mom = (float(s2.sum()), float(s2 @ s2))
     return GramFactors(u, sv[:k].copy(), v if "V" in sides else None, "exact", rank,
-                       float(sv[-1]), None, None, col_map, mom)
+                       float(sv[-1]), gram, None if gram is None else "in", col_map, mom)

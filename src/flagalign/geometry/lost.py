@@ -82,7 +82,7 @@ def _rank_of(f, shape, rtol: float) -> int | None:
     return None
 
 
-def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
+def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None, mtm=None):
     """lost_dims (eq. (12)) when W's rank r = min(shape) is known without its SVD basis.
 
     r = n (full row rank): Q is square orthogonal, so rank(W'Q) = rank W'. r = i < n (full column
@@ -125,7 +125,7 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
     tau = rtol_n * s_next0
     delta = _m_rounding(W, Wn, g, smin, tau) if g is not None else np.inf
     if delta <= _MAX_MARGIN:
-        c = m.T @ m  # MᵀM, shared by eqs. (12b) and (12c)
+        c = m.T @ m if mtm is None else mtm  # MᵀM, shared by eqs. (12b) and (12c)
         if m.shape[0] >= i and _certified_generalized(m, g, tau * (1.0 + delta), W.shape[0], c):
             return r - i  # σ_min(W'Q) > τ proven from WᵀW and M = W'W, no QR of W (eq. (12b))
         got = _count_by_inertia(m, g, tau, W.shape[0], delta, c)
@@ -141,12 +141,14 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None):
 
 
 def lost_dims_from_factors(W, Wn, left, right, rtol_w: float, rtol_n: float, m=None,
-                           rank_next=None) -> int:
+                           rank_next=None, mtm=None) -> int:
     """rank W − rank(W'W) (eq. (12)) from cached factors (``left`` of W, ``right`` of W'); falls
-    back to :func:`lost_dims_at` when only top-k factors of W exist. ``m`` = W'W if already formed;
-    ``rank_next`` = rank W' at ``rtol_n`` when the caller knows it exactly."""
+    back to :func:`lost_dims_at` when only top-k factors of W exist. ``m`` = W'W if already formed
+    (``mtm`` = its MᵀM); ``rank_next`` = rank W' at ``rtol_n`` when the caller knows it exactly."""
+    if mtm is not None and m is None:
+        mtm = None  # MᵀM belongs to a given M
     if getattr(left, "rank", None) is not None:
-        got = _lost_dims_one_sided(W, Wn, left, right, rtol_n, m, rank_next)
+        got = _lost_dims_one_sided(W, Wn, left, right, rtol_n, m, rank_next, mtm)
         if got is not None:
             return int(got)
         return lost_dims_at(W, Wn, rtol_w, rtol_n)

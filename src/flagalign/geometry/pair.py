@@ -230,7 +230,8 @@ def assemble_pair(W, Wn, left, right, *, k: int, tol: float, rtol_w: float, rtol
             null = commutator_null_rms_from_moments(
                 np.einsum("ij,ij->", W, W), pp.norm_a**2, np.einsum("ij,ij->", Wn, Wn),
                 pp.norm_b**2, n)
-            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, pp.M, rank_next)
+            lost = lost_dims_from_factors(W, Wn, left, right, rtol_w, rtol_n, pp.M, rank_next,
+                                          mtm=pp.MtM)
             return _assembled(n, k, method, cos, sin, overlap, baseline, tol, u, v,
                               pp.commutator, pp.imbalance, lost, null, fl)
     if _grams_representable(W, Wn, bias):

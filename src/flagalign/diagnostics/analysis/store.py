@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...geometry import top_subspaces
-from ...geometry.gram import gram_factors, tall_svd_factors
+from ...geometry.gram import _GRAM_SAFE, gram_factors, smaller_gram, tall_svd_factors
 
 __all__ = ["compute_factors", "one_sided_factors", "matrix_factors", "truncate", "FactorStore"]
 
@@ -56,9 +56,11 @@ def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
     """
     # an uncertified writer is (on real weights) rank-deficient with r < n, so its SVD basis is
     # needed anyway: go straight to the SVD instead of counting its rank first
-    f = gram_factors(matrix, k, sides, rtol, rank_fallback="U" not in sides)
-    if f is None and matrix.shape[0] > matrix.shape[1]:
-        f = tall_svd_factors(matrix, k, sides, rtol)
+    m, n = matrix.shape
+    g = smaller_gram(matrix, sides) if min(m, n) and float(np.max(np.abs(matrix))) < _GRAM_SAFE else None
+    f = gram_factors(matrix, k, sides, rtol, rank_fallback="U" not in sides, gram=g)
+    if f is None and m > n:
+        f = tall_svd_factors(matrix, k, sides, rtol, gram=g)  # keeps AᵀA for the pairs
     return f
 
 
