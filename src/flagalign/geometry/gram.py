@@ -36,7 +36,7 @@ import scipy.linalg as sla
 from ._basis import rank_from_singular_values
 
 __all__ = ["GramFactors", "gram_factors", "tall_svd_factors", "min_singular_value_exceeds",
-           "gram_rounding", "gram_side", "smaller_gram"]
+           "gram_rounding", "gram_side", "smaller_gram", "gram_eigen_factors"]
 
 #: Gram eigenvectors are used only when σ_k ≥ σ₁ / (2·MAX_AMPLIFICATION): their angle error is
 #: then at most MAX_AMPLIFICATION times the exact SVD's own sensitivity (σ₁/(2σ_k), see above).
@@ -62,6 +62,10 @@ class GramFactors(NamedTuple):
         space (eq. (12)), set by :func:`tall_svd_factors` when r < n; else None
     moments : (Σσᵢ², Σσᵢ⁴) over the full spectrum (= tr G, ‖G‖²_F of either Gram) when known
         without ``gram`` (:func:`tall_svd_factors`); else None
+    col_basis : (m, r) orthonormal basis of A's numerical column space (r < m) from AAᵀ's
+        eigenvectors (:func:`gram_eigen_factors`), with ``basis_err`` the bound on its error
+        (eq. (12d)); else None
+    basis_err : relative error bound of ``col_basis`` (0 when None)
     """
 
     U: np.ndarray | None
@@ -74,6 +78,8 @@ class GramFactors(NamedTuple):
     gram_side: str | None
     col_map: np.ndarray | None = None
     moments: tuple | None = None
+    col_basis: np.ndarray | None = None
+    basis_err: float = 0.0
 
 
 def gram_rounding(g: np.ndarray, inner: int) -> float:
@@ -241,3 +247,53 @@ def tall_svd_factors(a: np.ndarray, k: int, sides: str, rtol: float,
         mom = (float(s2.sum()), float(s2 @ s2))
     return GramFactors(u, sv[:k].copy(), v if "V" in sides else None, "exact", rank,
                        float(sv[-1]), gram, None if gram is None else "in", col_map, mom)
+
+
+def gram_eigen_factors(a: np.ndarray, k: int, sides: str, rtol: float,
+                       gram=None) -> GramFactors | None:
+    """Exact factors of a square or wide matrix whose rank :func:`gram_factors` could not certify
+    (rank-deficient at eq. (3)'s tolerance — a low-precision square weight, typically), from ONE
+    full eigendecomposition of G = AAᵀ instead of an SVD with both vector sets
+    (docs/theory.md eq. (12d)).
+
+    The computed eigenpairs are exact for G + E with ‖E‖₂ ≤ η = :func:`gram_rounding` +
+    4·m·u·λ₁ (symmetric eigensolver backward error), so by Weyl |λᵢ − σᵢ²| ≤ η: the rank
+    r = #{σᵢ > rtol·σ₁} is *certified* when no λᵢ lies within η of the threshold band
+    [rtol²(λ₁ − η) − η, rtol²(λ₁ + η) + η], else None. The top-r eigenvectors are an
+    orthonormal basis of the numerical column space with sin Θ ≤ η / (λ_r − λ_{r+1}) (Davis–Kahan)
+    against the exact one; that error, plus η/λ_r, is ``basis_err`` and must stay below
+    1 % of ``rtol`` (else None: the caller's SVD). Returns None for a tall matrix
+    (:func:`tall_svd_factors`) or when the top-k vectors reach below σ₁/(2·MAX_AMPLIFICATION).
+    """
+    m, n = a.shape
+    if m > n or m == 0 or not float(np.max(np.abs(a))) < _GRAM_SAFE:
+        return None
+    if gram_side(a.shape, sides) != "out":
+        return None
+    g = a @ a.T if gram is None else gram
+    lam, vec = sla.eigh(g, driver="evd", check_finite=False)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    lam1 = float(lam[0])
+    if not lam1 > 0.0:
+        return None
+    eta = (gram_rounding(g, n) + 4.0 * m * _U * lam1) * 1.01
+    lo, hi = rtol**2 * (lam1 - eta) - eta, rtol**2 * (lam1 + eta) + eta
+    if np.any((lam >= lo) & (lam <= hi)):
+        return None  # an eigenvalue within the rounding of the threshold: the SVD decides
+    r = int(np.count_nonzero(lam > hi))
+    if r == 0:
+        return None
+    gap = lam[r - 1] - (lam[r] if r < m else 0.0)
+    err = eta / lam[r - 1] + (eta / gap if r < m else 0.0)
+    if not err <= 0.01 * rtol:
+        return None
+    k = max(1, min(int(k), r))
+    if lam[k - 1] < lam1 / (2.0 * MAX_AMPLIFICATION) ** 2:
+        return None
+    sig = np.sqrt(lam[:k])
+    u = vec[:, :k]
+    v = _orth_keep_flag((a.T @ u) / sig) if "V" in sides else None
+    s_min = float(np.sqrt(max(float(lam[-1]) - eta, 0.0)))
+    return GramFactors(u if "U" in sides else None, sig, v, "exact", r, s_min, g, "out",
+                       col_basis=vec[:, :r].copy() if r < m else None,
+                       basis_err=float(err) if r < m else 0.0)

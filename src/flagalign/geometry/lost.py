@@ -109,6 +109,15 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None, m
             sv = sla.svdvals(Wn, check_finite=False)
             rn = rank_from_singular_values(sv, rtol_n)
         return r - rn
+    if getattr(left, "col_basis", None) is not None:
+        # Q_r = the top-r eigenvectors of WWᵀ (gram.gram_eigen_factors); its error bound joins
+        # the threshold as the SVD basis's does in eq. (12) (eq. (12d))
+        x = Wn @ left.col_basis
+        tol = rtol_n + float(left.basis_err)
+        got = _certified_full_rank(x, tol * s_next0, s_next0)
+        if got is not None:
+            return r - got
+        return r - rank_from_singular_values(sla.svdvals(x, check_finite=False), tol, s_next0)
     if getattr(left, "col_map", None) is not None and m_route_ok:
         # W'Q_r = (W'W)·V_r Σ_r⁻¹ (see gram.tall_svd_factors)
         x = (m if m is not None else Wn @ W) @ left.col_map

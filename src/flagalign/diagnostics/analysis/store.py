@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...geometry import top_subspaces
-from ...geometry.gram import _GRAM_SAFE, gram_factors, smaller_gram, tall_svd_factors
+from ...geometry.gram import (_GRAM_SAFE, gram_eigen_factors, gram_factors, smaller_gram,
+                               tall_svd_factors)
 
 __all__ = ["compute_factors", "one_sided_factors", "matrix_factors", "truncate", "FactorStore"]
 
@@ -61,6 +62,8 @@ def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
     f = gram_factors(matrix, k, sides, rtol, rank_fallback="U" not in sides, gram=g)
     if f is None and m > n:
         f = tall_svd_factors(matrix, k, sides, rtol, gram=g)  # keeps AᵀA for the pairs
+    elif f is None and g is not None:
+        f = gram_eigen_factors(matrix, k, sides, rtol, gram=g)  # eq. (12d), else the SVD
     return f
 
 
