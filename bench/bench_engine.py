@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default="/tmp/fa-bench")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: llama,trajectory")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--traj-d", type=int, default=512,
+                    help="hidden size of the 8 trajectory checkpoints (2 blocks each)")
     a = ap.parse_args(argv)
     res = {"load_avg_start": os.getloadavg(), "layers": a.layers, "threads_per_process": 1}
     skip = set(filter(None, a.skip.split(",")))
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
         shutil.rmtree(ck, ignore_errors=True)
         os.makedirs(ck)
         for s in range(8):
-            p = _write(os.path.join(a.dir, f"traj-{s}"), 512, a.layers, seed=s)
+            p = _write(os.path.join(a.dir, f"traj-{s}"), a.traj_d, a.layers, seed=s)
             shutil.move(p, os.path.join(ck, f"step_{100 * (s + 1)}"))  # folder + config.json
         one = _analyze(os.path.join(ck, "step_100"))
         tr = {}
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
             _, wall = _py(["-m", "flagalign", "trajectory", ck, "--out", out, "--quiet",
                            "--jobs", str(jobs)], {"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
             tr[jobs] = wall
-        res["trajectory"] = {"analyze_one_s": one["seconds"], "jobs1_total_s": tr[1],
+        res["trajectory"] = {"d": a.traj_d, "analyze_one_s": one["seconds"], "jobs1_total_s": tr[1],
                              "jobs2_total_s": tr[2], "per_checkpoint_jobs1_s": tr[1] / 8,
                              "per_checkpoint_over_analyze": tr[1] / 8 / one["seconds"],
                              "jobs2_speedup": tr[1] / tr[2]}

@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("-k", "--k", dest="k", type=_positive_int, default=None,
                    help="flag depth k (default: min(64, n/4, rank) per pair)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto",
-                   help="SVD method (auto: exact up to 2048² entries, randomized above)")
+                   help="factors (auto = exact at every size, from certified Grams; randomized on request)")
     p.add_argument("--tol", type=_tol, default=None,
                    help="sine tolerance of intersections (default: max(1e-6, 10·eps(dtype)))")
     p.add_argument("--kinds", default=None,

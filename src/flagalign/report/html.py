@@ -144,11 +144,10 @@ def _header(analysis) -> str:
         ("kinds", ", ".join(o.get("kinds", []))),
         ("matrices analysed", s.get("matrices_analysed")),
         ("parameters analysed", f"{s.get('parameters_analysed', 0):,}"),
-        ("method", f"{o.get('method')} ({s.get('matrices_randomized', 0)} matrices randomized; "
-                   f"exact ≤ {o.get('exact_max_entries', 0):,} entries)"),
+        ("method", f"{o.get('method')} ({s.get('matrices_randomized', 0)} matrices randomized)"),
         ("k", "default min(64, n/4, rank)" if k is None else str(k)),
         ("tolerance (sin θ)", "dtype default max(1e-6, 10·eps)" if tol is None else f"{tol:g}"),
-        ("rank tolerance", "max(shape)·eps(dtype)·σ₁"),
+        ("rank tolerance", "eq. (3): max(shape)·ε·σ₁ (float32/64), storage error δ·ν·σ₁ (16/8-bit)"),
         ("seed", o.get("seed")),
         ("run time", f"{s.get('seconds', 0):.2f} s ({s.get('svds')} SVDs, "
                      f"{s.get('svd_seconds', 0):.2f} s)"),

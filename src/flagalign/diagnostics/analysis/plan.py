@@ -191,7 +191,10 @@ def make_plan(network, k=None, method: str = "auto", tol=None, pairs=None, *, ki
     matrices = {}
     for name in uses:
         shape = tuple(info[name].shape)
-        matrices[name] = MatrixTask(name, ks[name], choose_method(shape, method, ks[name]),
+        # analyze's `auto` is exact at every size: the one-sided Gram factors (eqs. (12b)–(13))
+        # beat the randomized sketch and are exact (docs/theory.md eq. (13))
+        chosen_method = "exact" if method == "auto" else choose_method(shape, method, ks[name])
+        matrices[name] = MatrixTask(name, ks[name], chosen_method,
                                     sides[name], rank_rtol(shape, info[name].dtype), uses[name])
     tasks = []
     for (p, depth), kk in zip(chosen, need):
