@@ -239,32 +239,30 @@ def _certified_generalized(m: np.ndarray, g: np.ndarray, t: float, inner: int,
 def _count_by_inertia(m: np.ndarray, g: np.ndarray, tau: float, inner: int,
                       delta: float, c: np.ndarray | None = None) -> int | None:
     """#{σᵢ(M R⁻¹) > τ} for M = W'W and W = QR of full column rank, from the inertia of
-    H(t) = MᵀM − t²·WᵀW = Rᵀ((MR⁻¹)ᵀ(MR⁻¹) − t²I)R (Sylvester's law of inertia: H(t) has as many
-    positive eigenvalues as MR⁻¹ has singular values above t; docs/theory.md eq. (12c)).
+    H = MᵀM − τ²·WᵀW = Rᵀ((MR⁻¹)ᵀ(MR⁻¹) − τ²I)R (Sylvester's law of inertia: H has as many
+    positive eigenvalues as MR⁻¹ has singular values above τ; docs/theory.md eq. (12c)).
 
-    The count is taken at t = τ(1 − δ) and t = τ(1 + δ) (M's rounding moves σ(MR⁻¹) by less than
-    δτ, :func:`_m_rounding`); each eigenvalue of fl(H) must lie outside ±η, η bounding the
-    rounding of both Grams, of the difference and of the symmetric eigensolver (backward error
-    4·i·u·‖H‖_F). Returns None — the caller's QR route decides — when an eigenvalue is inside the
-    band or the two counts differ (a σ within δτ of τ). ``c``: MᵀM when already formed."""
+    By Ostrowski's theorem each eigenvalue of H is θⱼ·(σⱼ² − τ²) with θⱼ ∈ [λ_min(WᵀW),
+    λ_max(WᵀW)], so an eigenvalue of magnitude > λ_max(WᵀW)·τ²·(2δ + δ²) puts its σⱼ outside
+    [τ(1 − δ), τ(1 + δ)], beyond the reach of M's rounding (δ, :func:`_m_rounding`). The computed
+    eigenvalues are within η of H's (η: the rounding of both Grams, of the difference and the
+    symmetric eigensolver's backward error 4·i·u·‖H‖_F). Returns the count when every computed
+    eigenvalue clears η plus that margin, else None (the caller's QR route decides).
+    ``c``: MᵀM when already formed."""
     c = m.T @ m if c is None else c
     u = _EPS / 2.0
     i = g.shape[0]
     fc, fg = float(np.linalg.norm(c)), float(np.linalg.norm(g))
-    eta_c, eta_g = gram_rounding(c, m.shape[0]), gram_rounding(g, inner)
-    counts = []
-    for f in (1.0 - delta, 1.0 + delta):
-        t2 = (f * float(tau)) ** 2
-        h = c - t2 * g
-        lam = sla.eigh(h, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evr")
-        eta = (eta_c + t2 * eta_g + 2.0 * u * (fc + t2 * fg)
-               + 4.0 * i * u * float(np.sqrt(np.sum(lam * lam))))
-        if np.any(np.abs(lam) <= eta):
-            return None
-        counts.append(int(np.count_nonzero(lam > 0.0)))
-    if counts[0] != counts[1]:
+    eta_g = gram_rounding(g, inner)
+    t2 = float(tau) ** 2
+    lam = sla.eigh(c - t2 * g, eigvals_only=True, overwrite_a=True, check_finite=False,
+                   driver="evr")
+    eta = (gram_rounding(c, m.shape[0]) + t2 * eta_g + 2.0 * u * (fc + t2 * fg)
+           + 4.0 * i * u * float(np.sqrt(np.sum(lam * lam))))
+    margin = (fg + eta_g) * t2 * (2.0 * delta + delta * delta)  # λ_max(WᵀW) ≤ ‖g‖_F + η_g
+    if np.any(np.abs(lam) <= eta + margin):
         return None
-    return counts[0]
+    return int(np.count_nonzero(lam > 0.0))
 
 
 def _certified_full_rank(x: np.ndarray, tau: float, norm_ub: float) -> int | None:
