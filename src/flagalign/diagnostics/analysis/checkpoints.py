@@ -126,9 +126,10 @@ _MISSING = object()
 
 
 def checkpoint_flags(net, k=None, known: dict | None = None) -> dict:
-    """{matrix: (output flag, input flag) or None} of every matrix in ``net``'s pairs, as
-    :meth:`FlagHistory.add <flagalign.diagnostics.flag_drift.FlagHistory.add>` computes them
-    (eq. (63) on the top-k factors). ``known``: flags already read off the pairs' factors
+    """{matrix: (output flag, input flag) or None} of every matrix in ``net``'s pairs: eq. (63) on
+    the matrix's exact top-k factors, as :meth:`FlagHistory.add
+    <flagalign.diagnostics.flag_drift.FlagHistory.add>` computes them (its ``auto`` SVD is exact
+    up to 2048² entries). ``known``: flags already read off the pairs' factors
     (:func:`network_values`); the others get their own SVD."""
     from ...geometry import top_subspaces
     from ..flag_drift import matrix_flags
@@ -143,7 +144,7 @@ def checkpoint_flags(net, k=None, known: dict | None = None) -> dict:
         kk = _flag_k(m.shape, k)
         flags = None
         if np.all(np.isfinite(m)) and np.any(m):
-            flags = matrix_flags(top_subspaces(m, kk, method="auto", seed=0), m,
+            flags = matrix_flags(top_subspaces(m, kk, method="exact", seed=0), m,
                                  str(net.matrices[name].dtype))
         out[name] = flags
     return out
