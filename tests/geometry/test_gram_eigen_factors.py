@@ -66,3 +66,27 @@ def test_lost_dims_through_the_eigen_basis_equal_the_svd_definition(killed):
     right = type("F", (), {"s": np.linalg.svd(Wn, compute_uv=False), "V": None, "rank": None})()
     got = lost_dims_from_factors(W, Wn, left, right, rtol, rtol)
     assert got == lost_dims_at(W, Wn, rtol, rtol) == killed
+
+
+@pytest.mark.parametrize("killed", [0, 3])
+def test_reader_gram_certificate_without_forming_the_product(killed):
+    """eq. (12d): σ_min(W'Q_r) > τ proven from Q_rᵀ(W'ᵀW')Q_r with the reader's Gram; lost_dims
+    equals eq. (12)'s either way (certified: 0; not provable: W'Q_r is formed)."""
+    from flagalign.geometry.gram import GramFactors
+    from flagalign.geometry.lost import _certified_from_reader_gram
+
+    rng = np.random.default_rng(11 + killed)
+    W = _planted(rng, 24, 24, 18, 1e-7)
+    Wn = rng.standard_normal((40, 24))
+    if killed:
+        q = np.linalg.svd(W)[0][:, :killed]
+        Wn -= (Wn @ q) @ q.T
+    rtol = 2.0**-8
+    left = gram_eigen_factors(W, 4, "U", rtol)
+    sn = np.linalg.svd(Wn, compute_uv=False)
+    right = GramFactors(None, sn[:4], np.linalg.svd(Wn)[2][:4].T, "exact", 24, float(sn[-1]),
+                        Wn.T @ Wn, "in")
+    tau = (rtol + left.basis_err) * sn[0]
+    assert _certified_from_reader_gram(left.col_basis, right, 40, tau, sn[0]) is (killed == 0)
+    got = lost_dims_from_factors(W, Wn, left, right, rtol, rtol)
+    assert got == lost_dims_at(W, Wn, rtol, rtol) == killed

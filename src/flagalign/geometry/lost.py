@@ -112,8 +112,10 @@ def _lost_dims_one_sided(W, Wn, left, right, rtol_n: float, m, rank_next=None, m
     if getattr(left, "col_basis", None) is not None:
         # Q_r = the top-r eigenvectors of WWᵀ (gram.gram_eigen_factors); its error bound joins
         # the threshold as the SVD basis's does in eq. (12) (eq. (12d))
-        x = Wn @ left.col_basis
         tol = rtol_n + float(left.basis_err)
+        if _certified_from_reader_gram(left.col_basis, right, Wn.shape[0], tol * s_next0, s_next0):
+            return 0  # σ_min(W'Q_r) > τ proven from Q_rᵀ(W'ᵀW')Q_r, W' never multiplied (eq. (12d))
+        x = Wn @ left.col_basis
         got = _certified_full_rank(x, tol * s_next0, s_next0)
         if got is not None:
             return r - got
@@ -263,6 +265,25 @@ def _count_by_inertia(m: np.ndarray, g: np.ndarray, tau: float, inner: int,
     if np.any(np.abs(lam) <= eta + margin):
         return None
     return int(np.count_nonzero(lam > 0.0))
+
+
+def _certified_from_reader_gram(q: np.ndarray, right, o: int, tau: float, norm_ub: float) -> bool:
+    """Prove σ_min(W'Q) > τ for an orthonormal Q (n×r, r ≤ o) from the reader's Gram
+    B = W'ᵀW' (its factor's n×n Gram) without forming W'Q: (W'Q)ᵀ(W'Q) = Qᵀ B Q, whose computed
+    value differs from the exact one by at most γ_o·tr B (B's rounding; ‖Q‖₂ = 1) plus
+    2γ_n·‖Q‖_F²·‖B‖_F (the two products, Higham Thm 3.5); a Cholesky certificate
+    (:func:`~flagalign.geometry.gram.min_singular_value_exceeds`) then proves the bound. False when
+    there is no such Gram or nothing is proven (the caller forms W'Q)."""
+    b = getattr(right, "gram", None) if getattr(right, "gram_side", None) == "in" else None
+    n, r = q.shape
+    if b is None or b.shape[0] != n or r > o:
+        return False
+    g = q.T @ (b @ q)
+    u = _EPS / 2.0
+    gamma_n = n * u / (1.0 - n * u)
+    eta = gram_rounding(b, o) + 2.0 * gamma_n * float(np.sum(q * q)) * float(np.linalg.norm(b))
+    ok, _ = min_singular_value_exceeds(g, eta, (norm_ub * (1.0 + 1e-6)) ** 2, tau)
+    return ok
 
 
 def _certified_full_rank(x: np.ndarray, tau: float, norm_ub: float) -> int | None:
