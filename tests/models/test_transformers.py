@@ -374,3 +374,29 @@ def test_zero_norm_gain_explained(tmp_path):
     assert net.zero_reason(f"{L}.self_attn.q_proj.weight") is None  # its gain is not zero
     raw = load(write_folder(tmp_path / "llama2", t, cfg), fold_norms=False)
     assert np.any(raw.matrix(up)) and raw.zero_reason(up) is None
+
+
+def test_head_slices_read_their_matrix_once_and_never_alias(tmp_path):
+    """The per-head slices of one matrix share one read of it (a one-matrix memo): 4 heads of
+    o_proj and 2 kv slices of v_proj cost 2 reads, not 6; every slice equals the slice of the raw
+    tensor and is its own array (writing to one changes no other)."""
+    from flagalign.models.sources import base
+
+    t, cfg = llama_tensors(np.random.default_rng(0), layers=2, d=16, heads=4, kv_heads=2)
+    net = load(write_folder(tmp_path / "m", t, cfg), fold_norms=False)
+    reads = []
+    orig = base.TensorSource.load
+    base.TensorSource.load = lambda self, key: reads.append(key) or orig(self, key)
+    try:
+        o = "model.layers.1.self_attn.o_proj.weight"
+        v = "model.layers.1.self_attn.v_proj.weight"
+        heads = [net.matrix(f"{o}[head{h}]") for h in range(4)]
+        kvs = [net.matrix(f"{v}[kv{g}]") for g in range(2)]
+    finally:
+        base.TensorSource.load = orig
+    assert reads.count(o) == 1 and reads.count(v) == 1
+    for h, m in enumerate(heads):
+        np.testing.assert_allclose(m, t[o][:, 4 * h : 4 * h + 4], rtol=1e-6)
+    np.testing.assert_allclose(kvs[1], t[v][4:8], rtol=1e-6)
+    heads[0][:] = 0.0  # a slice is its own array
+    np.testing.assert_allclose(net.matrix(f"{o}[head0]"), t[o][:, 0:4], rtol=1e-6)

@@ -40,6 +40,10 @@ class GraphBuilder:
         self.warnings: list[str] = []
         self.flags: dict[str, str] = {}
         self.zero_reasons: dict[str, Callable[[], str | None]] = {}
+        #: the last full matrix read for its head slices ({"key", "value"}), shared by the slices'
+        #: loaders: the heads of one matrix are measured together, so it is read once, not once
+        #: per head (one matrix held at a time)
+        self.slice_memo: dict = {}
 
     def add(
         self,

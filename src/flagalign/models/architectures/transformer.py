@@ -215,7 +215,16 @@ def _head_slice(b: GraphBuilder, base: str, name: str, sl: slice, axis: int, rol
     r, c = b.infos[base].shape
     n = sl.stop - sl.start
     shape = (n, c) if axis == 0 else (r, n)
-    load = (lambda: f()[sl]) if axis == 0 else (lambda: f()[:, sl])
+    memo = b.slice_memo
+
+    def full() -> np.ndarray:
+        if memo.get("key") != base:
+            memo.clear()  # drop the previous matrix before reading the next
+            memo.update(key=base, value=f())
+        return memo["value"]
+
+    # a copy: the slices of one memoised matrix never alias each other
+    load = (lambda: full()[sl].copy()) if axis == 0 else (lambda: full()[:, sl].copy())
     bias = None
     if axis == 0 and base in b.biases:
         fb = b.biases[base]
