@@ -67,3 +67,59 @@ def test_jobs_identical_on_in_memory_arrays():
 def test_bad_jobs_is_an_input_error(bad, model_file):
     with pytest.raises(InputError, match="jobs"):
         flagalign.analyze(model_file, jobs=bad, progress=False)
+
+
+def _unaligned(a):
+    """A copy of ``a`` at an odd address (as Dask may deserialise it): numpy's matmul does not
+    hand unaligned arrays to BLAS."""
+    raw = np.empty(a.nbytes + 1, dtype=np.uint8)[1:]
+    out = np.ndarray(a.shape, a.dtype, raw)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def _reversed_f(a):
+    """The same values as a reversed, Fortran-ordered view (as LAPACK's eigh output is sliced)."""
+    if a.ndim != 2:
+        return a
+    return np.asfortranarray(a[:, ::-1])[:, ::-1]
+
+
+def test_pair_rows_do_not_depend_on_memory_layout():
+    """A pair measured from unaligned or reversed/F-ordered copies of its matrices and factors (what
+    a worker may receive) gives the bit-identical row: the pair and matrix tasks bring every
+    array to one layout first (store.c_layout)."""
+    from flagalign.diagnostics.analysis.measure import measure_task
+    from flagalign.diagnostics.analysis.plan import make_plan
+    from flagalign.diagnostics.analysis.store import matrix_factors
+
+    net = Network.from_arrays({k: v.astype(np.float64) for k, v in _arrays(1).items()},
+                              biases={"0.weight": np.linspace(-1, 1, 48)})
+    plan = make_plan(net)
+    for task in plan.pairs:
+        l, r = task.pair.left, task.pair.right
+        W, Wn, b = net.matrix(l), net.matrix(r), net.bias(l)
+        if not (np.any(W) and np.any(Wn)):
+            continue
+        fl, fr = (matrix_factors(plan.matrices[n], net.matrix(n)) for n in (l, r))
+        ref = measure_task(task, W, Wn, fl, fr, bias=b)
+        for move in (_unaligned, _reversed_f):
+            args = [move(a) for a in (W, Wn)]
+            facs = [f._replace(**{k: move(v) for k, v in f._asdict().items()
+                                  if isinstance(v, np.ndarray)}) for f in (fl, fr)]
+            got = measure_task(task, *args, *facs, bias=None if b is None else move(b))
+            for key, val in ref[0].items():
+                if key != "seconds":
+                    assert got[0][key] == val or (val != val and got[0][key] != got[0][key]), \
+                        (move.__name__, task.pair.name, key)
+            np.testing.assert_array_equal(got[1], ref[1])
+            np.testing.assert_array_equal(got[2], ref[2])
+        # and matrix factors from a moved matrix are the same bits
+        for n in (l, r):
+            a = matrix_factors(plan.matrices[n], net.matrix(n))
+            for move in (_unaligned, _reversed_f):
+                bmf = matrix_factors(plan.matrices[n], move(net.matrix(n)))
+                for x, y in zip(a, bmf):
+                    if isinstance(x, np.ndarray):
+                        np.testing.assert_array_equal(x, y)

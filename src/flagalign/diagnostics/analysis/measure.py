@@ -14,7 +14,7 @@ import numpy as np
 
 from ...geometry import default_k, rank_from_singular_values
 from ...geometry.pair import assemble_pair
-from .store import truncate
+from .store import c_aligned, c_layout, truncate
 from ..gauge_columns import factor_moments, pair_columns
 from .table import empty_row, pair_row
 
@@ -48,6 +48,10 @@ def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None)
     or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
     :func:`measure_task`, shared with ``trajectory``. ``device``: a
     :class:`~.device.Device` computes the pair products with torch (:func:`.device.pair`)."""
+    # one memory layout in every process (arrays from a worker or Dask may be views, F-ordered
+    # or unaligned): bit-identical results wherever the pair runs (.store.c_layout)
+    W, Wn, bias = c_aligned(W), c_aligned(Wn), c_aligned(bias)
+    left, right = c_layout(left), c_layout(right)
     if device is not None:  # a .device.Device (which imports this module, not the reverse)
         return device.align(task, W, Wn, left, right, k_user=k_user, bias=bias)
     p = task.pair
@@ -91,6 +95,8 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     """
     t0 = time.perf_counter()
     p, depth = task.pair, task.depth
+    W, Wn, bias = c_aligned(W), c_aligned(Wn), c_aligned(bias)
+    left, right = c_layout(left), c_layout(right)
     pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias, device=device)
     if pa is None:
         return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None

@@ -24,7 +24,8 @@ from ...geometry import top_subspaces
 from ...geometry.gram import (_GRAM_SAFE, gram_eigen_factors, gram_factors, smaller_gram,
                                tall_svd_factors)
 
-__all__ = ["compute_factors", "one_sided_factors", "matrix_factors", "truncate", "FactorStore"]
+__all__ = ["compute_factors", "one_sided_factors", "matrix_factors", "truncate", "c_layout",
+           "c_aligned", "FactorStore"]
 
 
 def compute_factors(matrix: np.ndarray, k: int, method: str, seed: int = 0):
@@ -70,12 +71,30 @@ def one_sided_factors(matrix: np.ndarray, k: int, sides: str, rtol: float):
 def matrix_factors(task, matrix: np.ndarray, seed: int = 0):
     """The factors of one matrix for its :class:`~.plan.MatrixTask` (a picklable task): one-sided
     Gram factors when exact and certifiable, else :func:`compute_factors`."""
+    matrix = c_aligned(matrix)
     f = None
     if task.method == "exact":
         f = one_sided_factors(matrix, task.k, task.sides, task.rtol)
     if f is None:
         f = compute_factors(matrix, task.k, task.method, seed)
-    return f
+    return c_layout(f)
+
+
+def c_layout(f):
+    """``f`` with every array field C-contiguous and aligned (a copy only where it is not).
+
+    LAPACK hands back F-ordered, reversed or sliced views; a pickled copy of a view is
+    C-contiguous, and an array deserialised by Dask can sit at an unaligned address, where numpy's
+    matmul skips BLAS for its own loop. Either changes the order of summation (the last bits of
+    an angle). With one layout on both sides, factors computed in a worker and in process give
+    bit-identical pair results (``analyze(jobs=N)`` and ``scheduler=`` equal ``jobs=1``)."""
+    return f._replace(**{k: c_aligned(v) for k, v in f._asdict().items()
+                         if isinstance(v, np.ndarray)})
+
+
+def c_aligned(a):
+    """``a`` as a C-contiguous, aligned array (itself when it already is; None stays None)."""
+    return None if a is None else np.require(a, requirements=("C", "A"))
 
 
 def truncate(f, k: int):
