@@ -400,3 +400,32 @@ def test_head_slices_read_their_matrix_once_and_never_alias(tmp_path):
     np.testing.assert_allclose(kvs[1], t[v][4:8], rtol=1e-6)
     heads[0][:] = 0.0  # a slice is its own array
     np.testing.assert_allclose(net.matrix(f"{o}[head0]"), t[o][:, 0:4], rtol=1e-6)
+
+
+def test_head_slices_of_a_live_module_follow_its_weights():
+    """A network loaded from a live module reads its head slices from the current weights every
+    time (no memo): after an in-place update (a training step) the slices change with the whole
+    matrix instead of going stale."""
+    torch = pytest.importorskip("torch", reason="torch not installed (pip install torch)")
+    from types import SimpleNamespace
+
+    t, cfg = llama_tensors(np.random.default_rng(1), layers=2, d=16, heads=4, kv_heads=2)
+    root = torch.nn.Module()
+    for key, val in t.items():
+        *path, leaf = key.split(".")
+        m = root
+        for part in path:
+            if not hasattr(m, part):
+                m.add_module(part, torch.nn.Module())
+            m = getattr(m, part)
+        m.register_parameter(leaf, torch.nn.Parameter(torch.tensor(np.asarray(val, np.float32))))
+    root.config = SimpleNamespace(to_dict=lambda: dict(cfg))
+    net = load(root, fold_norms=False)
+    o = "model.layers.1.self_attn.o_proj.weight"
+    assert net.architecture == "llama" and f"{o}[head1]" in net.matrices
+    before = net.matrix(f"{o}[head1]")
+    np.testing.assert_allclose(before, t[o][:, 4:8], rtol=1e-6)
+    with torch.no_grad():
+        root.model.layers.get_submodule("1").self_attn.o_proj.weight.mul_(2.0)
+    np.testing.assert_allclose(net.matrix(f"{o}[head1]"), 2.0 * before, rtol=1e-6)
+    np.testing.assert_allclose(net.matrix(o)[:, 4:8], 2.0 * before, rtol=1e-6)

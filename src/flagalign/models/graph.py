@@ -29,7 +29,8 @@ def _all_finite(a: np.ndarray, block: int = 1 << 20) -> bool:
 class GraphBuilder:
     """Mutable collector; :meth:`build` returns the immutable-by-convention Network."""
 
-    def __init__(self, name: str, architecture: str, source: str = "", fold_norms: bool = True):
+    def __init__(self, name: str, architecture: str, source: str = "", fold_norms: bool = True,
+                 *, memo_slices: bool = False):
         self.name, self.architecture, self.source, self.fold_norms = name, architecture, source, fold_norms
         self.infos: dict[str, MatrixInfo] = {}
         self.loaders: dict[str, Loader] = {}
@@ -40,10 +41,11 @@ class GraphBuilder:
         self.warnings: list[str] = []
         self.flags: dict[str, str] = {}
         self.zero_reasons: dict[str, Callable[[], str | None]] = {}
-        #: the last full matrix read for its head slices ({"key", "value"}), shared by the slices'
-        #: loaders: the heads of one matrix are measured together, so it is read once, not once
-        #: per head (one matrix held at a time)
-        self.slice_memo: dict = {}
+        #: the last full matrix read for its head slices ({"last": (key, matrix)}), shared by
+        #: the slices' loaders: the heads of one matrix are measured together, so it is read
+        #: once, not once per head (one matrix held at a time). None (no memo) for a live
+        #: module, whose weights change under training: a memoised slice would go stale
+        self.slice_memo: dict | None = {} if memo_slices else None
 
     def add(
         self,

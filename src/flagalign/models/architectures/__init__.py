@@ -83,7 +83,8 @@ def build_network(
             f"{src.path}: architecture={arch!r} does not match the tensor names (no key like "
             f"{fam.example}); omit architecture= to detect the family, or name the right one"
         )
-    b = GraphBuilder(name, arch, src.path, fold_norms)
+    # a file's tensors do not change while it is open; a live module's do (training)
+    b = GraphBuilder(name, arch, src.path, fold_norms, memo_slices=src.format != "module")
     fam(b, src, src.config, heads=heads, kv_heads=kv_heads)
     _report_unused(b, src, arch)
     if not b.pairs:

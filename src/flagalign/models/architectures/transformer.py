@@ -218,10 +218,15 @@ def _head_slice(b: GraphBuilder, base: str, name: str, sl: slice, axis: int, rol
     memo = b.slice_memo
 
     def full() -> np.ndarray:
-        if memo.get("key") != base:
-            memo.clear()  # drop the previous matrix before reading the next
-            memo.update(key=base, value=f())
-        return memo["value"]
+        if memo is None:  # a live module: read the current weights every time
+            return f()
+        got = memo.get("last")  # (key, matrix), replaced as one object: safe under threads
+        if got is not None and got[0] == base:
+            return got[1]
+        memo.pop("last", None)  # drop the previous matrix before reading the next
+        value = f()
+        memo["last"] = (base, value)
+        return value
 
     # a copy: the slices of one memoised matrix never alias each other
     load = (lambda: full()[sl].copy()) if axis == 0 else (lambda: full()[:, sl].copy())
