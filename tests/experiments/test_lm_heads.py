@@ -77,6 +77,7 @@ def test_quick_minilm(tmp_path):
     rc = main(["reproduce", "lm-heads", "--quick", "--model", "minilm", "--out", str(tmp_path),
                "--quiet"])
     assert time.perf_counter() - t0 < 120
+    assert rc in (0, 3), rc  # 3: a criterion failed; 1 would be a crash
     doc = check_verdict(tmp_path / "verdict.json", "lm-heads", passed=(rc == 0))
     names = [c["name"] for c in doc["criteria"]]
     assert len(names) == 5 and names[0].startswith("minilm H1[v]")

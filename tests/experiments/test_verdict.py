@@ -26,3 +26,20 @@ def test_write_verdict_roundtrip(tmp_path):
     doc = check_verdict(p, "demo", passed=False)
     assert doc["criteria"][1]["measured"] is None and doc["quick"] is True
     assert "| ok | 0.01 | <= 0.05 | PASS | d |" in criteria_table(crit)
+
+
+@pytest.mark.parametrize("passed, code", [(True, 0), (False, 3)])
+def test_reproduce_exit_code_separates_a_failed_criterion_from_a_crash(monkeypatch, tmp_path,
+                                                                        capsys, passed, code):
+    """`flagalign reproduce` exits 0 when every criterion held and 3 when one failed — never 1,
+    which the CLI keeps for internal errors (README: exit status)."""
+    from flagalign.cli import main
+    from flagalign.experiments import framework
+
+    def runner(out, quick=False, progress=True):
+        return framework.ExperimentResult("demo", "| c | PASS |", passed, [])
+
+    monkeypatch.setitem(framework.EXPERIMENTS, "ridge", runner)
+    assert main(["reproduce", "ridge", "--out", str(tmp_path), "--quiet"]) == code
+    err = capsys.readouterr().err
+    assert ("a pass criterion failed" in err) == (not passed)
