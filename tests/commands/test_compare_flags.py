@@ -50,24 +50,19 @@ def _ref_distance(fa, fb, dims):
 def mlp_checkpoints(tmp_path_factory):
     """A ReLU MLP trained with Adam for 60 steps; state dicts saved at steps 20 and 60."""
     folder = tmp_path_factory.mktemp("mlp")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        m = nn.Sequential(nn.Linear(12, 48), nn.ReLU(), nn.Linear(48, 40), nn.ReLU(),
-                          nn.Linear(40, 16))
-        g = torch.Generator().manual_seed(1)
-        x, y = torch.randn(128, 12, generator=g), torch.randint(0, 16, (128,), generator=g)
-        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-        for step in range(1, 61):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
-            if step in (20, 60):
-                torch.save({k: v.detach().clone() for k, v in m.state_dict().items()},
-                           folder / f"step_{step}.pt")
-    finally:
-        torch.set_num_threads(old)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(12, 48), nn.ReLU(), nn.Linear(48, 40), nn.ReLU(),
+                      nn.Linear(40, 16))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(128, 12, generator=g), torch.randint(0, 16, (128,), generator=g)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for step in range(1, 61):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+        if step in (20, 60):
+            torch.save({k: v.detach().clone() for k, v in m.state_dict().items()},
+                       folder / f"step_{step}.pt")
     return folder
 
 

@@ -43,26 +43,21 @@ def linear_run(tmp_path_factory):
     from safetensors.numpy import save_file
 
     folder = tmp_path_factory.mktemp("ckpts")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        m = nn.Sequential(nn.Linear(6, 10), nn.Linear(10, 10), nn.Linear(10, 3))
-        g = torch.Generator().manual_seed(1)
-        x, y = torch.randn(48, 6, generator=g), torch.randint(0, 3, (48,), generator=g)
-        opt = torch.optim.SGD(m.parameters(), lr=0.2, weight_decay=0.05)
-        for step in range(1, 321):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
-            if step % 40 == 0:
-                sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
-                if (step // 40) % 2:
-                    torch.save(sd, folder / f"step_{step}.pt")
-                else:
-                    save_file({k: v.numpy() for k, v in sd.items()}, str(folder / f"step_{step}.safetensors"))
-    finally:
-        torch.set_num_threads(old)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 10), nn.Linear(10, 10), nn.Linear(10, 3))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(48, 6, generator=g), torch.randint(0, 3, (48,), generator=g)
+    opt = torch.optim.SGD(m.parameters(), lr=0.2, weight_decay=0.05)
+    for step in range(1, 321):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+        if step % 40 == 0:
+            sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
+            if (step // 40) % 2:
+                torch.save(sd, folder / f"step_{step}.pt")
+            else:
+                save_file({k: v.numpy() for k, v in sd.items()}, str(folder / f"step_{step}.safetensors"))
     return folder
 
 

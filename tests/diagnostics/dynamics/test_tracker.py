@@ -26,15 +26,6 @@ from flagalign.diagnostics.dynamics import (  # noqa: E402
 from flagalign.errors import CorruptFileError, InputError, SourceNotFoundError  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one intra-op thread is ~10x faster than two on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _mlp(act=nn.Identity, width=12, seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
     return nn.Sequential(

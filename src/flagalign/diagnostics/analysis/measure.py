@@ -43,15 +43,19 @@ def choose_k(k_user, n: int, rank_w: int, rank_next: int) -> int:
     return max(1, min(int(k_user), r))
 
 
+def _one_layout(W, Wn, bias, left, right):
+    """The pair's arrays and factors in one memory layout (C-contiguous, aligned; no copy where
+    they already are): arrays from a worker or Dask may be views, F-ordered or unaligned, and
+    the results must be bit-identical wherever the pair runs (:func:`.store.c_layout`)."""
+    return c_aligned(W), c_aligned(Wn), c_aligned(bias), c_layout(left), c_layout(right)
+
+
 def align_task(task, W, Wn, left, right, *, k_user=None, bias=None, device=None):
     """The :class:`~flagalign.geometry.pair.PairAlignment` of one planned pair from its factors,
     or ``(None, status)`` when it cannot be measured (shape mismatch, rank 0); the core of
     :func:`measure_task`, shared with ``trajectory``. ``device``: a
     :class:`~.device.Device` computes the pair products with torch (:func:`.device.pair`)."""
-    # one memory layout in every process (arrays from a worker or Dask may be views, F-ordered
-    # or unaligned): bit-identical results wherever the pair runs (.store.c_layout)
-    W, Wn, bias = c_aligned(W), c_aligned(Wn), c_aligned(bias)
-    left, right = c_layout(left), c_layout(right)
+    W, Wn, bias, left, right = _one_layout(W, Wn, bias, left, right)
     if device is not None:  # a .device.Device (which imports this module, not the reverse)
         return device.align(task, W, Wn, left, right, k_user=k_user, bias=bias)
     p = task.pair
@@ -95,8 +99,7 @@ def measure_task(task, W, Wn, left, right, *, k_user=None, bias=None, keep_flag:
     """
     t0 = time.perf_counter()
     p, depth = task.pair, task.depth
-    W, Wn, bias = c_aligned(W), c_aligned(Wn), c_aligned(bias)
-    left, right = c_layout(left), c_layout(right)
+    W, Wn, bias, left, right = _one_layout(W, Wn, bias, left, right)
     pa, why = align_task(task, W, Wn, left, right, k_user=k_user, bias=bias, device=device)
     if pa is None:
         return empty_row(p, depth, task.method, why, time.perf_counter() - t0), None, None
